@@ -1,0 +1,18 @@
+"""jaxloss: classification losses for JAX, exact against PyTorch, Keras and optax."""
+
+from ._binary import binary_cross_entropy as binary_cross_entropy
+from ._binary import binary_focal_loss as binary_focal_loss
+from ._binary import sigmoid_binary_cross_entropy as sigmoid_binary_cross_entropy
+from ._binary import sigmoid_focal_loss as sigmoid_focal_loss
+from ._common import checked as checked
+from ._softmax import categorical_cross_entropy as categorical_cross_entropy
+from ._softmax import softmax_cross_entropy as softmax_cross_entropy
+from ._softmax import (
+    softmax_cross_entropy_with_integer_labels as softmax_cross_entropy_with_integer_labels,
+)
+from ._softmax import softmax_focal_loss as softmax_focal_loss
+from ._softmax import (
+    softmax_focal_loss_with_integer_labels as softmax_focal_loss_with_integer_labels,
+)
+
+__version__ = "0.1.0"

@@ -1,0 +1,448 @@
+"""Binary and multi-label losses: elementwise, on probabilities or logits."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ._common import (
+    UNIT,
+    Reduction,
+    as_float_array,
+    as_mask,
+    as_real_array,
+    broadcast_to,
+    check_in_range,
+    check_non_negative,
+    check_reduction,
+    clamped_log,
+    compute_dtype,
+    grad_floor,
+    hyper,
+    reduce,
+    smooth_labels,
+    value_checks,
+    xmul,
+)
+
+ArrayLike = jax.typing.ArrayLike
+
+_LOGITS_HINT = (
+    " `logits` are raw scores; pass integer class labels to"
+    " softmax_cross_entropy_with_integer_labels instead."
+)
+
+
+def _prepare(
+    name: str,
+    predictions: ArrayLike,
+    labels: ArrayLike,
+    weight: ArrayLike | None,
+    label_smoothing: Any,
+    reduction: str,
+    where: ArrayLike | None,
+    masked_value: float,
+):
+    """Validate, upcast and broadcast the arguments every binary loss takes.
+
+    Returns `(x, y, w, mask, floor)`: predictions in the compute dtype (masked entries
+    replaced by the harmless `masked_value`, so they give zero gradients),
+    smoothed labels broadcast to `x`, the weight (or None), the mask and the
+    gradient floor of the input dtype.
+    """
+    check_reduction(reduction)
+    check_in_range("label_smoothing", label_smoothing, 0.0, 1.0)
+    x = as_float_array(name, predictions)
+    y = as_real_array("labels", labels)
+    dtype = compute_dtype(x, y)
+    floor = grad_floor(x.dtype)
+    x = x.astype(dtype)
+    y = broadcast_to("labels", y, x.shape, name).astype(dtype)
+    y = smooth_labels(y, label_smoothing, 2)
+    w = None
+    if weight is not None:
+        w = as_real_array("weight", weight).astype(dtype)
+        w = broadcast_to("weight", w, x.shape, name)
+    mask = None
+    if where is not None:
+        mask = broadcast_to("where", as_mask(where), x.shape, name)
+        x = jnp.where(mask, x, masked_value)
+    return x, y, w, mask, floor
+
+
+def _finish(loss, w, mask, reduction):
+    if w is not None:
+        loss = xmul(w, loss)  # a weight of 0 removes an infinite loss too
+    return reduce(loss, reduction, mask)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _bce_on_probs(p: jax.Array, y: jax.Array, floor: float) -> jax.Array:
+    return -(y * clamped_log(p) + (1 - y) * clamped_log(1 - p))
+
+
+@_bce_on_probs.defjvp
+def _bce_on_probs_jvp(floor, primals, tangents):
+    p, y = primals
+    dp, dy = tangents
+    # PyTorch's BCELoss gradient, (p - y) / max(p (1 - p), 1e-12): the exact
+    # derivative away from 0 and 1, finite at p = 0 and p = 1 where the naive
+    # derivative of the clamped log would be 0 * inf. (`floor` is 1e-12 but
+    # for float16 inputs, whose gradient must stay below 65504.)
+    dl_dp = (p - y) / jnp.maximum(p * (1 - p), floor)
+    dl_dy = clamped_log(1 - p) - clamped_log(p)
+    return _bce_on_probs(p, y, floor), dl_dp * dp + dl_dy * dy
+
+
+def _log_sigmoids(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    # log(sigmoid(x)) and log(1 - sigmoid(x)) = log_sigmoid(-x), stable for any x.
+    return jax.nn.log_sigmoid(x), jax.nn.log_sigmoid(-x)
+
+
+def _bce_on_log_probs(log_p, log_q, y, pos_weight=None):
+    # -[pw * y * log p + (1 - y) * log q]; xmul keeps the exact limits at
+    # x = +-inf (0 * -inf would be NaN).
+    y_pos = y if pos_weight is None else pos_weight * y
+    return -(xmul(y_pos, log_p) + xmul(1 - y, log_q))
+
+
+def _alpha_t(alpha, y, dtype):
+    if alpha is None:
+        return None
+    a = broadcast_to("alpha", as_real_array("alpha", alpha), y.shape, "labels")
+    a = a.astype(dtype)
+    return a * y + (1 - a) * (1 - y)
+
+
+@value_checks({"probs": UNIT, "labels": UNIT})
+def binary_cross_entropy(
+    probs: ArrayLike,
+    labels: ArrayLike,
+    *,
+    weight: ArrayLike | None = None,
+    label_smoothing: ArrayLike = 0.0,
+    reduction: Reduction = "none",
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Binary cross-entropy on probabilities (PyTorch `BCELoss`).
+
+    The unreduced loss, elementwise, with each log clamped to >= -100 as
+    PyTorch does::
+
+        loss = -w * [y * log(p) + (1 - y) * log(1 - p)]
+
+    The gradient is PyTorch's, ``w * (p - y) / max(p * (1 - p), 1e-12)``:
+    finite at ``p = 0`` and ``p = 1``. Prefer
+    :func:`sigmoid_binary_cross_entropy` on logits when you have them: it is
+    exact where this loss must clamp.
+
+    Shape:
+      - probs: any shape ``[...]``.
+      - labels, weight, where: broadcastable to ``probs``.
+      - output: ``probs.shape`` for ``reduction="none"``, else a scalar.
+
+    Args:
+      probs: predicted probabilities in [0, 1], floating dtype.
+      labels: targets in [0, 1], hard (0/1) or soft; bool and int accepted.
+      weight: elementwise rescaling of the loss (PyTorch ``weight``).
+      label_smoothing: ``e`` in [0, 1]; labels become ``y * (1 - e) + e / 2``
+        before anything else (Keras).
+      reduction: ``"none"``, ``"mean"`` or ``"sum"``. ``"mean"`` divides by
+        the number of unmasked entries, as PyTorch (weights do not change the
+        denominator); a mean over nothing is 0.
+      where: boolean mask; masked entries give 0 and leave the mean.
+
+    Returns:
+      The loss, float32 for half-precision inputs.
+
+    Raises:
+      ValueError: shapes that do not broadcast to ``probs``, bad
+        ``reduction`` or ``label_smoothing``.
+      TypeError: non-floating ``probs``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxloss
+      >>> p = jnp.array([[0.4963, 0.7682, 0.0885], [0.1320, 0.3074, 0.6341]])
+      >>> y = jnp.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+      >>> print(jaxloss.binary_cross_entropy(p, y).round(4))
+      [[0.6857 1.462  2.425 ]
+       [2.0247 0.3673 1.0053]]
+      >>> print(jaxloss.binary_cross_entropy(p, y, reduction="mean").round(4))
+      1.3283
+    """
+    p, y, w, mask, floor = _prepare(
+        "probs", probs, labels, weight, label_smoothing, reduction, where, 0.5
+    )
+    return _finish(_bce_on_probs(p, y, floor), w, mask, reduction)
+
+
+@value_checks({"labels": UNIT})
+def sigmoid_binary_cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    weight: ArrayLike | None = None,
+    pos_weight: ArrayLike | None = None,
+    label_smoothing: ArrayLike = 0.0,
+    reduction: Reduction = "none",
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Binary cross-entropy on logits (PyTorch `BCEWithLogitsLoss`).
+
+    The unreduced loss, elementwise, with ``s = sigmoid(x)``::
+
+        loss = -w * [pos_weight * y * log(s) + (1 - y) * log(1 - s)]
+
+    computed as ``log_sigmoid(x)`` and ``log_sigmoid(-x)``, so it is finite
+    with finite gradients for every finite logit, and returns the exact
+    limits (0 or +inf, never NaN) at ``x = +-inf``. Without options it equals
+    ``optax.losses.sigmoid_binary_cross_entropy``.
+
+    Shape:
+      - logits: any shape ``[...]``, e.g. ``[N, C]`` for multi-label.
+      - labels, weight, where: broadcastable to ``logits``.
+      - pos_weight: broadcastable to ``logits`` from the trailing axes, e.g.
+        ``[C]`` for ``[N, C]`` multi-label logits.
+      - output: ``logits.shape`` for ``reduction="none"``, else a scalar.
+
+    Args:
+      logits: raw scores, floating dtype.
+      labels: targets in [0, 1], hard or soft; bool and int accepted.
+      weight: elementwise rescaling of the loss (PyTorch ``weight``).
+      pos_weight: weight of the positive term, per class (PyTorch
+        ``pos_weight``): ``n_negative / n_positive`` balances a class.
+      label_smoothing: ``e`` in [0, 1]; labels become ``y * (1 - e) + e / 2``.
+      reduction: ``"none"``, ``"mean"`` (over unmasked entries; 0 over
+        nothing) or ``"sum"``.
+      where: boolean mask; masked entries give 0 and leave the mean.
+
+    Returns:
+      The loss, float32 for half-precision inputs.
+
+    Raises:
+      ValueError: shapes that do not broadcast to ``logits``, bad
+        ``reduction`` or ``label_smoothing``.
+      TypeError: non-floating ``logits``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxloss
+      >>> x = jnp.array([2.0, -1.0, 0.5])
+      >>> y = jnp.array([1.0, 0.0, 1.0])
+      >>> print(jaxloss.sigmoid_binary_cross_entropy(x, y).round(4))
+      [0.1269 0.3133 0.4741]
+      >>> loss = jaxloss.sigmoid_binary_cross_entropy(
+      ...     x, y, pos_weight=jnp.array([3.0]), reduction="mean")
+      >>> print(loss.round(4))
+      0.6048
+    """
+    x, y, w, mask, _ = _prepare(
+        "logits", logits, labels, weight, label_smoothing, reduction, where, 0.0
+    )
+    pw = None
+    if pos_weight is not None:
+        pw = as_real_array("pos_weight", pos_weight).astype(x.dtype)
+        pw = broadcast_to("pos_weight", pw, x.shape, "logits")
+    loss = _bce_on_log_probs(*_log_sigmoids(x), y, pw)
+    return _finish(loss, w, mask, reduction)
+
+
+@value_checks({"probs": UNIT, "labels": UNIT})
+def binary_focal_loss(
+    probs: ArrayLike,
+    labels: ArrayLike,
+    *,
+    gamma: ArrayLike = 2.0,
+    alpha: ArrayLike | None = None,
+    weight: ArrayLike | None = None,
+    label_smoothing: ArrayLike = 0.0,
+    reduction: Reduction = "none",
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Focal loss on probabilities (Lin et al. 2017; Keras formula).
+
+    The unreduced loss, elementwise::
+
+        p_t  = p * y + (1 - p) * (1 - y)
+        a_t  = alpha * y + (1 - alpha) * (1 - y)      (1 if alpha is None)
+        loss = w * a_t * (1 - p_t) ** gamma * BCE(p, y)
+
+    with ``BCE`` as in :func:`binary_cross_entropy` (logs clamped at -100).
+    ``gamma=0, alpha=None`` equals :func:`binary_cross_entropy` exactly.
+    Per element this is Keras' ``binary_focal_crossentropy`` (which then
+    averages the last axis, and clips probabilities to ``[1e-7, 1 - 1e-7]``
+    where this loss does not). ``1 - p_t`` is floored at the smallest normal
+    number inside the power, so gradients stay finite at ``p = 0`` and
+    ``p = 1`` also for ``0 < gamma < 1``; the loss value is unchanged there
+    (``BCE = 0``). Use :func:`sigmoid_focal_loss` on logits where you can.
+
+    Shape:
+      - probs: any shape ``[...]``.
+      - labels, alpha, weight, where: broadcastable to ``probs``.
+      - output: ``probs.shape`` for ``reduction="none"``, else a scalar.
+
+    Args:
+      probs: predicted probabilities in [0, 1], floating dtype.
+      labels: targets in [0, 1]; bool and int accepted.
+      gamma: focusing exponent >= 0 (may be traced).
+      alpha: weight of positives, ``1 - alpha`` of negatives; None for no
+        balancing; a scalar or an array per class (may be traced).
+      weight: elementwise rescaling of the loss.
+      label_smoothing: ``e`` in [0, 1]; labels become ``y * (1 - e) + e / 2``
+        before ``p_t`` and ``a_t`` are formed (Keras).
+      reduction: ``"none"``, ``"mean"`` (over unmasked entries) or ``"sum"``.
+      where: boolean mask; masked entries give 0 and leave the mean.
+
+    Returns:
+      The loss, float32 for half-precision inputs.
+
+    Raises:
+      ValueError: shapes that do not broadcast to ``probs``, negative
+        ``gamma``, bad ``reduction`` or ``label_smoothing``.
+      TypeError: non-floating ``probs``.
+
+    References:
+      Lin et al., Focal Loss for Dense Object Detection, ICCV 2017,
+      https://arxiv.org/abs/1708.02002
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxloss
+      >>> p = jnp.array([0.9, 0.3, 0.6])
+      >>> y = jnp.array([1.0, 0.0, 0.0])
+      >>> print(jaxloss.binary_focal_loss(p, y, gamma=2.0).round(4))
+      [0.0011 0.0321 0.3298]
+    """
+    check_non_negative("gamma", gamma)
+    p, y, w, mask, floor = _prepare(
+        "probs", probs, labels, weight, label_smoothing, reduction, where, 0.5
+    )
+    one_minus_pt = y * (1 - p) + (1 - y) * p
+    # Floored at the smallest normal: the power's derivative stays finite at
+    # p_t = 1 for gamma < 1 (where BCE, and so the loss, is 0 anyway).
+    tiny = jnp.finfo(p.dtype).tiny
+    modulator = jnp.maximum(one_minus_pt, tiny) ** hyper(gamma, p.dtype)
+    loss = modulator * _bce_on_probs(p, y, floor)
+    a_t = _alpha_t(alpha, y, p.dtype)
+    if a_t is not None:
+        loss = a_t * loss
+    return _finish(loss, w, mask, reduction)
+
+
+@value_checks({"labels": UNIT})
+def sigmoid_focal_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    gamma: ArrayLike = 2.0,
+    alpha: ArrayLike | None = None,
+    weight: ArrayLike | None = None,
+    label_smoothing: ArrayLike = 0.0,
+    reduction: Reduction = "none",
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Focal loss on logits (Lin et al. 2017), computed in log space.
+
+    The unreduced loss, elementwise, with ``p = sigmoid(x)``::
+
+        p_t  = p * y + (1 - p) * (1 - y)
+        a_t  = alpha * y + (1 - alpha) * (1 - y)      (1 if alpha is None)
+        loss = w * a_t * (1 - p_t) ** gamma * BCE_with_logits(x, y)
+
+    ``(1 - p_t) ** gamma`` is formed as
+    ``exp(gamma * logaddexp(log y + log_sigmoid(-x), log(1-y) + log_sigmoid(x)))``,
+    so loss, gradient and Hessian with respect to the logits stay finite for
+    every finite logit, also for ``0 < gamma < 1`` (where the naive power has
+    an infinite derivative at ``p_t = 1``) and for hard labels at large
+    ``|x|``. Without options it equals ``optax.losses.sigmoid_focal_loss``
+    and torchvision's ``sigmoid_focal_loss(reduction="none")``, and for hard
+    labels kornia's ``binary_focal_loss_with_logits`` (for soft labels kornia
+    weights ``y`` and ``1 - y`` terms by separate modulating factors);
+    ``gamma=0, alpha=None`` equals :func:`sigmoid_binary_cross_entropy`
+    exactly. Gradients with respect to *labels* are finite for soft labels
+    strictly inside (0, 1).
+
+    Shape:
+      - logits: any shape ``[...]``.
+      - labels, alpha, weight, where: broadcastable to ``logits``.
+      - output: ``logits.shape`` for ``reduction="none"``, else a scalar.
+
+    Args:
+      logits: raw scores, floating dtype.
+      labels: targets in [0, 1]; bool and int accepted.
+      gamma: focusing exponent >= 0 (may be traced; differentiable).
+      alpha: weight of positives, ``1 - alpha`` of negatives; None for no
+        balancing; a scalar or an array per class (may be traced).
+      weight: elementwise rescaling of the loss.
+      label_smoothing: ``e`` in [0, 1]; labels become ``y * (1 - e) + e / 2``
+        before ``p_t`` and ``a_t`` are formed (Keras).
+      reduction: ``"none"``, ``"mean"`` (over unmasked entries) or ``"sum"``.
+      where: boolean mask; masked entries give 0 and leave the mean.
+
+    Returns:
+      The loss, float32 for half-precision inputs.
+
+    Raises:
+      ValueError: shapes that do not broadcast to ``logits``, negative
+        ``gamma``, bad ``reduction`` or ``label_smoothing``.
+      TypeError: non-floating ``logits``.
+
+    References:
+      Lin et al., Focal Loss for Dense Object Detection, ICCV 2017,
+      https://arxiv.org/abs/1708.02002
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxloss
+      >>> x = jnp.array([2.0, -1.0, 0.5])
+      >>> y = jnp.array([1.0, 0.0, 1.0])
+      >>> print(jaxloss.sigmoid_focal_loss(x, y, alpha=0.25).round(4))
+      [0.0004 0.0176 0.018 ]
+    """
+    check_non_negative("gamma", gamma)
+    x, y, w, mask, _ = _prepare(
+        "logits", logits, labels, weight, label_smoothing, reduction, where, 0.0
+    )
+    loss = _sigmoid_focal(x, y, hyper(gamma, x.dtype))
+    a_t = _alpha_t(alpha, y, x.dtype)
+    if a_t is not None:
+        loss = a_t * loss
+    return _finish(loss, w, mask, reduction)
+
+
+def _focal_pieces(x, y, gamma):
+    log_p, log_q = _log_sigmoids(x)
+    # log(1 - p_t) = log(y * q + (1 - y) * p) in log space; log(0) = -inf
+    # drops a term exactly.
+    log_1m_pt = jnp.logaddexp(jnp.log(y) + log_q, jnp.log1p(-y) + log_p)
+    bce = _bce_on_log_probs(log_p, log_q, y)
+    return log_p, log_q, log_1m_pt, bce, jnp.exp(gamma * log_1m_pt)
+
+
+@jax.custom_jvp
+def _sigmoid_focal(x, y, gamma):
+    """`(1 - p_t) ** gamma * BCE(x, y)`, elementwise, unweighted."""
+    *_, bce, modulator = _focal_pieces(x, y, gamma)
+    return modulator * bce
+
+
+@_sigmoid_focal.defjvp
+def _sigmoid_focal_jvp(primals, tangents):
+    # Closed-form derivatives. Plain AD would carry the BCE (up to 3e38) into
+    # the cotangent of the modulator before meeting its zero derivative
+    # (inf * 0); here `bce * ratio` is formed first and stays finite.
+    x, y, gamma = primals
+    dx, dy, dgamma = tangents
+    log_p, log_q, log_1m_pt, bce, modulator = _focal_pieces(x, y, gamma)
+    out = modulator * bce
+    # d log(1 - p_t) / dx = (1 - 2y) s(x) s(-x) / (1 - p_t) = (1 - 2y) * ratio
+    ratio = jnp.exp(log_p + log_q - log_1m_pt)
+    df_dx = modulator * (gamma * (1 - 2 * y) * (bce * ratio) + (jax.nn.sigmoid(x) - y))
+    # d log(1 - p_t) / dy = (q - p) / (1 - p_t);  d BCE / dy = log q - log p
+    dlog_dy = jnp.exp(log_q - log_1m_pt) - jnp.exp(log_p - log_1m_pt)
+    df_dy = modulator * (gamma * bce * dlog_dy + (log_q - log_p))
+    return out, df_dx * dx + df_dy * dy + out * log_1m_pt * dgamma

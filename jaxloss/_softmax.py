@@ -1,0 +1,708 @@
+"""Multi-class losses: softmax / categorical cross-entropy and softmax focal loss.
+
+Every loss here is a short formula over a few per-example statistics of the
+logits (their logsumexp, the target logit, weighted sums over classes),
+computed without building a one-hot array. A logit of -inf (or a class that
+``where`` masks) is a class that does not exist for that example: it leaves
+the softmax, and its terms leave every sum.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ._common import (
+    INDEX,
+    UNIT,
+    Reduction,
+    as_float_array,
+    as_index_array,
+    as_mask,
+    as_real_array,
+    broadcast_to,
+    canonical_axis,
+    check_in_range,
+    check_non_negative,
+    check_reduction,
+    clamped_log,
+    compute_dtype,
+    grad_floor,
+    hyper,
+    reduce,
+    smooth_labels,
+    value_checks,
+    xmul,
+)
+
+ArrayLike = jax.typing.ArrayLike
+
+_FLOAT_LABELS_HINT = " For probability (or one-hot) targets use softmax_cross_entropy."
+
+
+def _num_classes(bound) -> int:
+    x = bound.arguments.get("logits")
+    axis = bound.arguments.get("axis", -1)
+    return jnp.shape(x)[axis]
+
+
+# --------------------------------------------------------------------------
+# Shared pieces.
+
+
+def _prepare(
+    name: str,
+    logits: ArrayLike,
+    axis: Any,
+    reduction: str,
+    label_smoothing: Any,
+    where: ArrayLike | None,
+    *others: ArrayLike | None,
+):
+    """Validate and upcast the logits (or probabilities) and apply `where`.
+
+    `where` with the rank of `logits` is a class mask: masked classes become
+    -inf and leave the softmax (as optax); an example whose classes are all
+    masked is masked. Otherwise it is a per-example mask, broadcastable to the
+    per-example shape; masked examples' logits are replaced by 0 so that they
+    give zero gradients whatever they held.
+
+    Returns `(x, axis, mask)` with `mask` per example (or None).
+    """
+    check_reduction(reduction)
+    check_in_range("label_smoothing", label_smoothing, 0.0, 1.0)
+    x = as_float_array(name, logits)
+    if x.ndim == 0:
+        raise ValueError(f"`{name}` must have a class axis; got a scalar.")
+    axis = canonical_axis(axis, x.ndim, name)
+    arrays = [jnp.asarray(o) for o in others if o is not None]
+    x = x.astype(compute_dtype(x, *arrays))
+    example_shape = x.shape[:axis] + x.shape[axis + 1 :]
+    mask = None
+    if where is not None:
+        m = as_mask(where)
+        if m.ndim == x.ndim:
+            m = broadcast_to("where", m, x.shape, name)
+            x = jnp.where(m, x, -jnp.inf if name == "logits" else 0)
+            mask = jnp.any(m, axis)
+        else:
+            hint = f" A per-example mask has shape {example_shape}; a class mask {x.shape}."
+            mask = broadcast_to("where", m, example_shape, name, hint)
+            x = jnp.where(jnp.expand_dims(mask, axis), x, 0)
+    return x, axis, mask
+
+
+def _class_vector(name: str, v: ArrayLike | None, x: jax.Array, axis: int):
+    """A per-class vector (`class_weight`, `alpha`) of shape `[C]` or scalar.
+
+    Returns it shaped to broadcast along `axis` of `x`, in `x`'s dtype.
+    """
+    if v is None:
+        return None
+    v = as_real_array(name, v).astype(x.dtype)
+    c = x.shape[axis]
+    if v.ndim == 0:
+        v = jnp.broadcast_to(v, (c,))
+    if v.shape != (c,):
+        raise ValueError(
+            f"`{name}` must have shape ({c},), one entry per class of `logits` "
+            f"with shape {x.shape} and axis={axis}; got shape {v.shape}."
+        )
+    return v
+
+
+def _along(v: jax.Array, ndim: int, axis: int) -> jax.Array:
+    """A `[C]` vector reshaped to broadcast along `axis` of an `ndim` array."""
+    shape = [1] * ndim
+    shape[axis] = v.shape[0]
+    return v.reshape(shape)
+
+
+class _Lse(NamedTuple):
+    """A logsumexp split as `lse = m + log_s`, with `m` the row max.
+
+    Quantities relative to `m` (`x - m`, `log_s`) keep their precision at
+    large logits, where `x - lse` would round away e.g. the `log 2` of a tie
+    at 1e30.
+    """
+
+    m: jax.Array  # row max (0 for a row without classes), no gradient
+    log_s: jax.Array  # log sum exp(x - m)
+    has_class: jax.Array  # False where every logit is -inf
+
+    @property
+    def lse(self):
+        return self.m + self.log_s
+
+
+def _logsumexp(x: jax.Array, axis: int) -> _Lse:
+    """Per-example logsumexp over `axis`, NaN-free where no class exists.
+
+    A row whose logits are all -inf gets `lse = 0` with zero gradients
+    (instead of -inf and NaN gradients) and `has_class = False`.
+    """
+    m = jnp.max(x, axis, keepdims=True)
+    has_class = m > -jnp.inf
+    m = jax.lax.stop_gradient(jnp.where(has_class, m, 0))
+    s = jnp.sum(jnp.exp(x - m), axis, keepdims=True)
+    log_s = jnp.log(jnp.where(has_class, s, 1))
+    return _Lse(*(jnp.squeeze(a, axis) for a in (m, log_s, has_class)))
+
+
+def _log_softmax(x: jax.Array, r: _Lse, axis: int) -> jax.Array:
+    """`x - lse`, formed as `(x - m) - log_s` for precision."""
+    return (x - jnp.expand_dims(r.m, axis)) - jnp.expand_dims(r.log_s, axis)
+
+
+def _pick(x: jax.Array, index: jax.Array, axis: int) -> jax.Array:
+    """`x[..., index, ...]` along `axis`: a gather, no one-hot array."""
+    return jnp.squeeze(jnp.take_along_axis(x, jnp.expand_dims(index, axis), axis), axis)
+
+
+def _is_class(index: jax.Array, x: jax.Array, axis: int) -> jax.Array:
+    """`c == index` for every class `c` of `x`, as a fused comparison."""
+    iota = jax.lax.broadcasted_iota(index.dtype, x.shape, axis)
+    return iota == jnp.expand_dims(index, axis)
+
+
+def _present(x: jax.Array) -> jax.Array:
+    """The classes that exist: logits above -inf."""
+    return x > -jnp.inf
+
+
+def _smoothing_sum(x, r, axis, w=None):
+    """`sum_c w_c (lse - x_c)` over the classes that exist.
+
+    Taken relative to the row max so that large logits do not cancel:
+    `sum_w * log_s - sum_c w_c (x_c - m)`. One reduction over the logits.
+    """
+    present = _present(x)
+    wc = present.astype(x.dtype)
+    if w is not None:
+        wc = jnp.where(present, _along(w, x.ndim, axis), 0)
+    shifted = jnp.where(present, x - jnp.expand_dims(r.m, axis), 0)
+    return jnp.sum(wc, axis) * r.log_s - jnp.sum(wc * shifted, axis)
+
+
+def integer_ce_from_stats(
+    m, log_s, x_y, num_classes, label_smoothing, z_loss, w_y=None, smooth=None
+):
+    """The PyTorch cross-entropy with class indices, from per-example pieces.
+
+        loss = (1 - e) * w_y * (lse - x_y)
+               + e / C * sum_c w_c * (lse - x_c)      (the smoothing term)
+               + z * lse ** 2                         (z-loss)
+
+    with `lse = m + log_s` (`m` a per-example reference, usually the max).
+    `smooth = sum_c w_c (lse - x_c)` is needed when `e` may be non-zero.
+    Shared with `linear_softmax_cross_entropy`, which computes the pieces
+    chunk by chunk.
+    """
+    lse = m + log_s
+    loss = log_s - (x_y - m)
+    if w_y is not None:
+        loss = w_y * loss
+    if smooth is not None:
+        e = hyper(label_smoothing, loss.dtype)
+        loss = (1 - e) * loss + e / num_classes * smooth
+    if not _is_zero(z_loss):
+        loss = loss + hyper(z_loss, loss.dtype) * lse**2
+    return loss
+
+
+def _is_zero(v: Any) -> bool:
+    return isinstance(v, (int, float)) and v == 0
+
+
+def finish_integer(loss, labels, num_classes, ignore_index, mask, reduction, w_y=None):
+    """Mask ignored examples, poison bad labels with NaN, and reduce.
+
+    An integer label outside `[0, C)` that is not `ignore_index` gives NaN
+    for its example (never a plausible number). `"mean"` divides by the
+    number of kept examples, or by the sum of their target classes' weights
+    when `w_y` is given (PyTorch); 0 over nothing.
+    """
+    valid = (labels >= 0) & (labels < num_classes)
+    keep = None
+    if ignore_index is not None:
+        keep = labels != ignore_index
+        valid = valid | ~keep
+    loss = jnp.where(valid, loss, jnp.nan)
+    if mask is not None:
+        keep = mask if keep is None else keep & mask
+    normalizer = None
+    if reduction == "mean" and w_y is not None:
+        normalizer = jnp.sum(w_y if keep is None else jnp.where(keep, w_y, 0))
+    return reduce(loss, reduction, keep, normalizer)
+
+
+def _modulator(log_1m_p, defined, gamma):
+    """`(1 - p) ** gamma` from `log(1 - p)`, in log space.
+
+    Where `defined` is False, `1 - p` is exactly 0 (the only class left) and
+    the factor is `0 ** gamma`. Its derivatives stay finite for every finite
+    logit, also for 0 < gamma < 1.
+    """
+    g = hyper(gamma, log_1m_p.dtype)
+    safe = jnp.where(defined, log_1m_p, 0)
+    return jnp.where(defined, jnp.exp(g * safe), (g == 0).astype(log_1m_p.dtype))
+
+
+def _integer_setup(logits, labels, axis, reduction, label_smoothing, where, ignore_index):
+    y = as_index_array("labels", labels, _FLOAT_LABELS_HINT)
+    x, axis, mask = _prepare("logits", logits, axis, reduction, label_smoothing, where)
+    example_shape = x.shape[:axis] + x.shape[axis + 1 :]
+    if y.shape != example_shape:
+        raise ValueError(
+            f"`labels` has shape {y.shape} but `logits` has shape {x.shape}; "
+            f"integer labels have the per-example shape {example_shape} "
+            f"(`logits` without axis={axis}). For probability targets use "
+            "softmax_cross_entropy."
+        )
+    if ignore_index is not None and not isinstance(ignore_index, (int,)):
+        raise TypeError(f"`ignore_index` must be an int or None; got {ignore_index!r}.")
+    c = x.shape[axis]
+    index = jnp.clip(y, 0, c - 1)  # out-of-range labels are poisoned later
+    return x, y, index, axis, mask, c
+
+
+def _dist_setup(name, predictions, labels, axis, reduction, label_smoothing, where):
+    x, axis, mask = _prepare(name, predictions, axis, reduction, label_smoothing, where, labels)
+    t = as_real_array("labels", labels)
+    if t.shape != x.shape:
+        hint = ""
+        if t.ndim == x.ndim - 1:
+            hint = " For integer class labels use softmax_cross_entropy_with_integer_labels."
+        raise ValueError(
+            f"`labels` has shape {t.shape} but `{name}` has shape {x.shape}; "
+            f"probability targets have the shape of `{name}`.{hint}"
+        )
+    t = smooth_labels(t.astype(x.dtype), label_smoothing, x.shape[axis])
+    return x, t, axis, mask
+
+
+# --------------------------------------------------------------------------
+# Cross-entropy.
+
+
+@value_checks({"labels": INDEX}, _num_classes)
+def softmax_cross_entropy_with_integer_labels(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    axis: int = -1,
+    class_weight: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: ArrayLike = 0.0,
+    z_loss: ArrayLike = 0.0,
+    reduction: Reduction = "none",
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Softmax cross-entropy with integer class labels (PyTorch `cross_entropy`).
+
+    The unreduced loss per example, with ``lse = logsumexp(x)`` over the
+    class axis, ``w`` the class weights (1 if None), ``e`` the label
+    smoothing and ``z`` the z-loss coefficient::
+
+        loss = (1 - e) * w[y] * (lse - x[y])
+               + e / C * sum_c w[c] * (lse - x[c])
+               + z * lse ** 2
+
+    This is ``torch.nn.functional.cross_entropy`` with class indices for
+    every combination of ``weight``, ``ignore_index``, ``label_smoothing``
+    and ``reduction``, including its ``"mean"`` with weights: the sum divided
+    by the sum of ``w[y]`` over kept examples. Unlike PyTorch, a mean over a
+    batch where every label is ignored is 0.0 (with zero gradients), not NaN.
+    Without options it equals
+    ``optax.losses.softmax_cross_entropy_with_integer_labels``. The z-loss
+    (PaLM, T5X) is added per example, unweighted. No one-hot array is built.
+
+    A two-class softmax on ``[x, 0]`` is a sigmoid on ``x``: this loss on
+    ``jnp.stack([x, 0 * x], -1)`` equals
+    :func:`sigmoid_binary_cross_entropy` on ``x`` with label ``y == 0``.
+
+    Logits of -inf mark classes that do not exist for an example: they leave
+    the softmax and the smoothing sum, and loss and gradients stay finite (in
+    reverse and forward mode) as long as the target class is present; a
+    target of -inf logit gives +inf.
+
+    Shape:
+      - logits: ``[..., C, ...]`` with the classes on ``axis``; ``axis=1``
+        is PyTorch's ``(N, C, d1, ..., dk)``.
+      - labels: the per-example shape, ``logits.shape`` without ``axis``.
+      - class_weight: ``[C]``.
+      - where: the per-example shape, or ``logits.shape`` for a class mask.
+      - output: the per-example shape for ``reduction="none"``, else a scalar.
+
+    Args:
+      logits: raw scores, floating dtype.
+      labels: integer class indices in ``[0, C)``. A label outside that
+        range which is not ``ignore_index`` gives NaN for its example
+        (``checked`` raises instead).
+      axis: the class axis.
+      class_weight: weight of each class (PyTorch ``weight``).
+      ignore_index: a label value whose examples give 0 and leave the mean
+        (PyTorch uses -100; 0 or 255 are common in segmentation).
+      label_smoothing: ``e`` in [0, 1]: the target becomes
+        ``(1 - e) * one_hot(y) + e / C``.
+      z_loss: coefficient of ``lse ** 2`` (e.g. 1e-4).
+      reduction: ``"none"``, ``"mean"`` or ``"sum"``.
+      where: per-example mask (masked examples give 0 and leave the mean),
+        or a class mask of ``logits``' shape (masked classes leave the
+        softmax, as optax).
+
+    Returns:
+      The loss, float32 for half-precision logits.
+
+    Raises:
+      TypeError: non-integer ``labels`` or non-floating ``logits``.
+      ValueError: ``labels`` not of the per-example shape, ``class_weight``
+        not ``[C]``, ``axis`` out of range, bad ``reduction`` or
+        ``label_smoothing``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxloss
+      >>> x = jnp.array([[3.2, -1.5, 0.8], [0.4, 2.1, -0.1]])
+      >>> y = jnp.array([0, 2])
+      >>> print(jaxloss.softmax_cross_entropy_with_integer_labels(x, y).round(4))
+      [0.0959 2.4224]
+      >>> loss = jaxloss.softmax_cross_entropy_with_integer_labels(
+      ...     x, y, label_smoothing=0.1, reduction="mean")
+      >>> print(loss.round(4))
+      1.3478
+    """
+    x, y, index, axis, mask, c = _integer_setup(
+        logits, labels, axis, reduction, label_smoothing, where, ignore_index
+    )
+    w = _class_vector("class_weight", class_weight, x, axis)
+    r = _logsumexp(x, axis)
+    w_y = None if w is None else w[index]
+    smooth = None if _is_zero(label_smoothing) else _smoothing_sum(x, r, axis, w)
+    x_y = _pick(x, index, axis)
+    loss = integer_ce_from_stats(r.m, r.log_s, x_y, c, label_smoothing, z_loss, w_y, smooth)
+    loss = jnp.where(r.has_class, loss, jnp.nan)  # no class at all: undefined
+    return finish_integer(loss, y, c, ignore_index, mask, reduction, w_y)
+
+
+def _dist_ce(log_p, t, present, axis, w):
+    """`-sum_c w_c t_c log p_c` over the classes present (no 0 * -inf)."""
+    terms = t * jnp.where(present, log_p, 0)
+    if w is not None:
+        terms = _along(w, t.ndim, axis) * terms
+    return -jnp.sum(terms, axis)
+
+
+@value_checks({"labels": UNIT})
+def softmax_cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    axis: int = -1,
+    class_weight: ArrayLike | None = None,
+    label_smoothing: ArrayLike = 0.0,
+    z_loss: ArrayLike = 0.0,
+    reduction: Reduction = "none",
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Softmax cross-entropy with probability targets.
+
+    The unreduced loss per example, with ``t' = (1 - e) * t + e / C``::
+
+        loss = -sum_c w[c] * t'[c] * log_softmax(x)[c]  +  z * lse(x) ** 2
+
+    As ``torch.nn.functional.cross_entropy`` with probability targets,
+    including its ``"mean"`` with ``weight`` (divide by the number of
+    examples). Without options it equals
+    ``optax.losses.softmax_cross_entropy``, also with optax's class-mask
+    ``where``: masked classes (and classes whose logit is -inf) leave the
+    softmax and the sum.
+
+    Shape:
+      - logits, labels: ``[..., C, ...]`` with the classes on ``axis``.
+      - class_weight: ``[C]``.
+      - where: the per-example shape, or ``logits.shape`` for a class mask.
+      - output: the per-example shape for ``reduction="none"``, else a scalar.
+
+    Args:
+      logits: raw scores, floating dtype.
+      labels: target distributions over the class axis (one-hot or soft).
+      axis: the class axis.
+      class_weight: weight of each class (PyTorch ``weight``).
+      label_smoothing: ``e`` in [0, 1].
+      z_loss: coefficient of ``logsumexp(x) ** 2``.
+      reduction: ``"none"``, ``"mean"`` (over unmasked examples) or ``"sum"``.
+      where: per-example mask or class mask.
+
+    Returns:
+      The loss, float32 for half-precision logits.
+
+    Raises:
+      TypeError: non-floating ``logits``.
+      ValueError: ``labels`` not of ``logits``' shape, ``class_weight`` not
+        ``[C]``, ``axis`` out of range, bad ``reduction`` or
+        ``label_smoothing``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxloss
+      >>> x = jnp.array([[3.2, -1.5, 0.8], [0.4, 2.1, -0.1]])
+      >>> t = jnp.array([[1.0, 0.0, 0.0], [0.2, 0.0, 0.8]])
+      >>> print(jaxloss.softmax_cross_entropy(x, t).round(4))
+      [0.0959 2.1624]
+    """
+    x, t, axis, mask = _dist_setup(
+        "logits", logits, labels, axis, reduction, label_smoothing, where
+    )
+    w = _class_vector("class_weight", class_weight, x, axis)
+    r = _logsumexp(x, axis)
+    loss = _dist_ce(_log_softmax(x, r, axis), t, _present(x), axis, w)
+    if not _is_zero(z_loss):
+        loss = loss + hyper(z_loss, x.dtype) * r.lse**2
+    loss = jnp.where(r.has_class, loss, jnp.nan)
+    return reduce(loss, reduction, mask)
+
+
+@value_checks({"probs": UNIT, "labels": UNIT})
+def categorical_cross_entropy(
+    probs: ArrayLike,
+    labels: ArrayLike,
+    *,
+    axis: int = -1,
+    class_weight: ArrayLike | None = None,
+    label_smoothing: ArrayLike = 0.0,
+    reduction: Reduction = "none",
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Cross-entropy on probabilities (the output of a softmax).
+
+    The unreduced loss per example, logs clamped at -100 as in
+    :func:`binary_cross_entropy`, ``t' = (1 - e) * t + e / C``::
+
+        loss = -sum_c w[c] * t'[c] * log(p[c])
+
+    Per example this is ``sklearn.metrics.log_loss`` and Keras
+    ``categorical_crossentropy(from_logits=False)`` for probabilities away
+    from 0 and 1 (both clip probabilities to ``[eps, 1 - eps]``; Keras also
+    renormalises). No renormalisation here: pass what your softmax gave.
+    The gradient is ``-w t' / max(p, 1e-12)``: finite at ``p = 0``. Prefer
+    :func:`softmax_cross_entropy` on logits where you have them.
+
+    Shape:
+      - probs, labels: ``[..., C, ...]`` with the classes on ``axis``.
+      - class_weight: ``[C]``.
+      - where: the per-example shape, or ``probs.shape`` for a class mask
+        (masked classes leave the sum).
+      - output: the per-example shape for ``reduction="none"``, else a scalar.
+
+    Args:
+      probs: predicted distributions, floating dtype.
+      labels: target distributions (one-hot or soft).
+      axis: the class axis.
+      class_weight: weight of each class.
+      label_smoothing: ``e`` in [0, 1].
+      reduction: ``"none"``, ``"mean"`` (over unmasked examples) or ``"sum"``.
+      where: per-example mask or class mask.
+
+    Returns:
+      The loss, float32 for half-precision inputs.
+
+    Raises:
+      TypeError: non-floating ``probs``.
+      ValueError: ``labels`` not of ``probs``' shape, ``class_weight`` not
+        ``[C]``, ``axis`` out of range, bad ``reduction`` or
+        ``label_smoothing``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxloss
+      >>> y = jnp.eye(3)[jnp.array([2, 1, 0])]
+      >>> p = jnp.array([[0.3, 0.3, 0.4], [0.3, 0.4, 0.3], [0.1, 0.2, 0.7]])
+      >>> loss = jaxloss.categorical_cross_entropy(p, y, reduction="mean")
+      >>> print(f"{loss:.6f}")  # sklearn.metrics.log_loss: 1.3783888522474517
+      1.378389
+    """
+    p, t, axis, mask = _dist_setup("probs", probs, labels, axis, reduction, label_smoothing, where)
+    w = _class_vector("class_weight", class_weight, p, axis)
+    present = None
+    if where is not None and jnp.ndim(where) == p.ndim:
+        present = broadcast_to("where", as_mask(where), p.shape, "probs")
+    terms = xmul(t, clamped_log(p, grad_floor(jnp.asarray(probs).dtype)))
+    if present is not None:
+        terms = jnp.where(present, terms, 0)
+    if w is not None:
+        terms = _along(w, p.ndim, axis) * terms
+    return reduce(-jnp.sum(terms, axis), reduction, mask)
+
+
+# --------------------------------------------------------------------------
+# Focal loss.
+
+
+@value_checks({"labels": UNIT})
+def softmax_focal_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    axis: int = -1,
+    gamma: ArrayLike = 2.0,
+    alpha: ArrayLike | None = None,
+    label_smoothing: ArrayLike = 0.0,
+    reduction: Reduction = "none",
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Multi-class focal loss with probability targets, in log space.
+
+    The unreduced loss per example, ``p = softmax(x)``,
+    ``t' = (1 - e) * t + e / C``::
+
+        loss = -sum_c alpha[c] * t'[c] * (1 - p[c]) ** gamma * log(p[c])
+
+    Keras ``CategoricalFocalCrossentropy(from_logits=True)`` (which clips
+    ``p`` to ``[1e-7, 1 - 1e-7]``; this loss does not need to).
+    ``log(1 - p[c])`` is computed stably: ``log1p(-p[c])`` for every class
+    but the most likely, whose ``1 - p`` is the logsumexp of the others. So
+    loss, gradient and Hessian stay finite for every finite logit, also for
+    ``0 < gamma < 1``. ``gamma=0, alpha=None`` equals
+    :func:`softmax_cross_entropy` exactly.
+
+    Shape:
+      - logits, labels: ``[..., C, ...]`` with the classes on ``axis``.
+      - alpha: scalar or ``[C]``.
+      - where: the per-example shape, or ``logits.shape`` for a class mask.
+      - output: the per-example shape for ``reduction="none"``, else a scalar.
+
+    Args:
+      logits: raw scores, floating dtype.
+      labels: target distributions (one-hot or soft).
+      axis: the class axis.
+      gamma: focusing exponent >= 0 (may be traced; differentiable).
+      alpha: None (all 1), a scalar, or a weight per class.
+      label_smoothing: ``e`` in [0, 1].
+      reduction: ``"none"``, ``"mean"`` (over unmasked examples) or ``"sum"``.
+      where: per-example mask or class mask.
+
+    Returns:
+      The loss, float32 for half-precision logits.
+
+    Raises:
+      TypeError: non-floating ``logits``.
+      ValueError: ``labels`` not of ``logits``' shape, ``alpha`` neither a
+        scalar nor ``[C]``, negative ``gamma``, ``axis`` out of range, bad
+        ``reduction`` or ``label_smoothing``.
+
+    References:
+      Lin et al., Focal Loss for Dense Object Detection, ICCV 2017,
+      https://arxiv.org/abs/1708.02002
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxloss
+      >>> x = jnp.array([[3.2, -1.5, 0.8], [0.4, 2.1, -0.1]])
+      >>> t = jnp.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+      >>> print(jaxloss.softmax_focal_loss(x, t, gamma=2.0).round(4))
+      [0.0008 2.1238]
+    """
+    check_non_negative("gamma", gamma)
+    x, t, axis, mask = _dist_setup(
+        "logits", logits, labels, axis, reduction, label_smoothing, where
+    )
+    a = _class_vector("alpha", alpha, x, axis)
+    r = _logsumexp(x, axis)
+    log_p = _log_softmax(x, r, axis)
+    present = _present(x)
+    # log(1 - p_c): log1p(-p_c) is accurate where p_c <= 1/2, i.e. for every
+    # class but the most likely; for that one, 1 - p is the others' mass.
+    top = _is_class(jnp.argmax(x, axis), x, axis)
+    rest = _logsumexp(jnp.where(top, -jnp.inf, x), axis)
+    log_1m_top = jnp.expand_dims((rest.m - r.m) + (rest.log_s - r.log_s), axis)
+    log_1m_p = jnp.where(top, log_1m_top, jnp.log1p(-jnp.exp(jnp.where(top, -1.0, log_p))))
+    defined = ~top | jnp.expand_dims(rest.has_class, axis)
+    modulated = _modulator(log_1m_p, defined, gamma) * t
+    loss = _dist_ce(log_p, modulated, present, axis, a)
+    loss = jnp.where(r.has_class, loss, jnp.nan)
+    return reduce(loss, reduction, mask)
+
+
+@value_checks({"labels": INDEX}, _num_classes)
+def softmax_focal_loss_with_integer_labels(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    axis: int = -1,
+    gamma: ArrayLike = 2.0,
+    alpha: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    reduction: Reduction = "none",
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Multi-class focal loss with integer class labels, in log space.
+
+    The unreduced loss per example, ``p = softmax(x)``::
+
+        loss = -alpha[y] * (1 - p[y]) ** gamma * log(p[y])
+
+    with ``log(1 - p[y])`` the logsumexp of the other classes minus that of
+    all, so loss, gradient and Hessian stay finite for every finite logit,
+    also for ``0 < gamma < 1``. No one-hot array is built. ``gamma=0,
+    alpha=None`` equals :func:`softmax_cross_entropy_with_integer_labels`
+    exactly. ``"mean"`` divides by the number of kept examples (``alpha``
+    does not change the denominator, as in Keras).
+
+    Shape:
+      - logits: ``[..., C, ...]`` with the classes on ``axis``.
+      - labels: the per-example shape.
+      - alpha: scalar or ``[C]``.
+      - where: the per-example shape, or ``logits.shape`` for a class mask.
+      - output: the per-example shape for ``reduction="none"``, else a scalar.
+
+    Args:
+      logits: raw scores, floating dtype.
+      labels: integer class indices in ``[0, C)``; out-of-range labels that
+        are not ``ignore_index`` give NaN.
+      axis: the class axis.
+      gamma: focusing exponent >= 0 (may be traced; differentiable).
+      alpha: None (all 1), a scalar, or a weight per class.
+      ignore_index: a label value whose examples give 0 and leave the mean.
+      reduction: ``"none"``, ``"mean"`` or ``"sum"``.
+      where: per-example mask or class mask.
+
+    Returns:
+      The loss, float32 for half-precision logits.
+
+    Raises:
+      TypeError: non-integer ``labels`` or non-floating ``logits``.
+      ValueError: ``labels`` not of the per-example shape, ``alpha`` neither
+        a scalar nor ``[C]``, negative ``gamma``, ``axis`` out of range, bad
+        ``reduction``.
+
+    References:
+      Lin et al., Focal Loss for Dense Object Detection, ICCV 2017,
+      https://arxiv.org/abs/1708.02002
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxloss
+      >>> x = jnp.array([[3.2, -1.5, 0.8], [0.4, 2.1, -0.1]])
+      >>> y = jnp.array([0, 2])
+      >>> loss = jaxloss.softmax_focal_loss_with_integer_labels(x, y, gamma=2.0)
+      >>> print(loss.round(4))
+      [0.0008 2.1238]
+    """
+    check_non_negative("gamma", gamma)
+    x, y, index, axis, mask, c = _integer_setup(
+        logits, labels, axis, reduction, 0.0, where, ignore_index
+    )
+    a = _class_vector("alpha", alpha, x, axis)
+    r = _logsumexp(x, axis)
+    x_y = _pick(x, index, axis)
+    # log(1 - p_y) = logsumexp of the other classes - lse: exact in log space.
+    rest = _logsumexp(jnp.where(_is_class(index, x, axis), -jnp.inf, x), axis)
+    log_1m_p = (rest.m - r.m) + (rest.log_s - r.log_s)
+    loss = _modulator(log_1m_p, rest.has_class, gamma) * (r.log_s - (x_y - r.m))
+    if a is not None:
+        loss = a[index] * loss
+    loss = jnp.where(r.has_class, loss, jnp.nan)
+    return finish_integer(loss, y, c, ignore_index, mask, reduction)

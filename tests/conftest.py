@@ -1,0 +1,16 @@
+"""Strict JAX configuration for the whole suite (as equinox does)."""
+
+import jax
+import pytest
+
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture(autouse=True)
+def _strict_doctest_namespace(doctest_namespace):
+    import jax.numpy as jnp
+
+    import jaxloss
+
+    doctest_namespace.update(jnp=jnp, jaxloss=jaxloss)

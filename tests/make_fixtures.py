@@ -1,0 +1,498 @@
+"""Generate the golden fixtures in tests/data from the real systems.
+
+    pip install -e ".[fixtures]"
+    KERAS_BACKEND=jax python tests/make_fixtures.py
+
+Reference values come from PyTorch (float64 on the float32 inputs), Keras 3
+(JAX backend, float32), scikit-learn, kornia and optax, never from jaxloss.
+Each case records the jaxloss call that must reproduce it: function name,
+array arguments, keyword options, the expected value, and where the reference
+system gives one, the gradient with respect to the first argument (of
+``sum(loss * cotangent)`` for ``reduction="none"``). CI reads the .npz files
+and needs none of these libraries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DATA = pathlib.Path(__file__).parent / "data"
+rng = np.random.default_rng(20261121)
+
+
+class Cases:
+    """Collects cases and writes them to one .npz with a JSON manifest."""
+
+    def __init__(self, name: str, source: str):
+        self.name, self.source, self.meta, self.arrays = name, source, [], {}
+
+    def add(self, fn, args, expected, grad=None, cot=None, **kwargs):
+        i = len(self.meta)
+        case = {"id": f"{self.name}-{i}", "fn": fn, "source": self.source}
+        case["args"] = []
+        for j, a in enumerate(args):
+            self.arrays[f"{i}/arg{j}"] = np.asarray(a)
+            case["args"].append(f"{i}/arg{j}")
+        case["kwargs"] = {}
+        for k, v in kwargs.items():
+            if isinstance(v, np.ndarray):
+                self.arrays[f"{i}/{k}"] = v
+                v = "@" + f"{i}/{k}"
+            case["kwargs"][k] = v
+        self.arrays[f"{i}/expected"] = np.asarray(expected, np.float64)
+        if grad is not None:
+            self.arrays[f"{i}/grad"] = np.asarray(grad, np.float64)
+            if cot is not None:
+                self.arrays[f"{i}/cot"] = np.asarray(cot, np.float32)
+        self.meta.append(case)
+
+    def save(self):
+        DATA.mkdir(exist_ok=True)
+        np.savez_compressed(
+            DATA / f"{self.name}.npz", meta=np.array(json.dumps(self.meta)), **self.arrays
+        )
+        print(f"{self.name}: {len(self.meta)} cases")
+
+
+def f32(a):
+    return np.asarray(a, np.float32)
+
+
+def t64(a, grad=False):
+    return torch.tensor(np.asarray(a, np.float64), requires_grad=grad)
+
+
+def torch_value_grad(fn, x, reduction):
+    """Value of `fn(x)` and the gradient of sum(value * cot) (or of value)."""
+    xt = t64(x, grad=True)
+    out = fn(xt)
+    cot = None
+    if reduction == "none":
+        cot = f32(rng.normal(size=out.shape))
+        (out * t64(cot)).sum().backward()
+    else:
+        out.backward()
+    return out.detach().numpy(), xt.grad.numpy(), cot
+
+
+# --------------------------------------------------------------------------
+# PyTorch: BCELoss and BCEWithLogitsLoss.
+
+
+def binary_torch():
+    c = Cases("torch_binary", "torch 2.13.0")
+    n, k = 6, 4
+    probs = f32(rng.uniform(0.02, 0.98, size=(n, k)))
+    hard = f32(rng.integers(0, 2, size=(n, k)))
+    soft = f32(rng.uniform(0, 1, size=(n, k)))
+    w_full, w_class = f32(rng.uniform(0.1, 2, size=(n, k))), f32(rng.uniform(0.1, 2, size=(k,)))
+    logits = f32(rng.normal(size=(n, k)) * 3)
+    pos_weight = f32(rng.uniform(0.5, 4, size=(k,)))
+    for red in ("none", "mean", "sum"):
+        for labels in (hard, soft):
+            for w in (None, w_full, w_class):
+                for e in (0.0, 0.1):
+                    target = labels * (1 - e) + e / 2  # Keras' smoothing, applied first
+
+                    def bce(p, target=target, w=w, red=red):
+                        wt = None if w is None else t64(np.broadcast_to(w, p.shape))
+                        return F.binary_cross_entropy(p, t64(target), weight=wt, reduction=red)
+
+                    v, g, cot = torch_value_grad(bce, probs, red)
+                    kw = dict(reduction=red, label_smoothing=e)
+                    if w is not None:
+                        kw["weight"] = w
+                    c.add("binary_cross_entropy", [probs, labels], v, g, cot, **kw)
+                    for pw in (None, pos_weight):
+
+                        def bcel(x, target=target, w=w, red=red, pw=pw):
+                            wt = None if w is None else t64(np.broadcast_to(w, x.shape))
+                            pwt = None if pw is None else t64(pw)
+                            return F.binary_cross_entropy_with_logits(
+                                x, t64(target), weight=wt, pos_weight=pwt, reduction=red
+                            )
+
+                        v, g, cot = torch_value_grad(bcel, logits, red)
+                        kw2 = dict(kw)
+                        if pw is not None:
+                            kw2["pos_weight"] = pw
+                        c.add("sigmoid_binary_cross_entropy", [logits, labels], v, g, cot, **kw2)
+    # Clamping at p = 0 and p = 1: loss 100, PyTorch's finite gradient.
+    p_edge = f32([0.0, 1.0, 0.0, 1.0, 0.5, 1e-30])
+    y_edge = f32([0.0, 0.0, 1.0, 1.0, 1.0, 1.0])
+    v, g, cot = torch_value_grad(
+        lambda p: F.binary_cross_entropy(p, t64(y_edge), reduction="sum"), p_edge, "sum"
+    )
+    c.add("binary_cross_entropy", [p_edge, y_edge], v, g, cot, reduction="sum")
+    # Large logits, float32: PyTorch is stable there too.
+    x_big = f32([1e4, -1e4, 1e4, -1e4, 80.0, -80.0, 3e38, -3e38])
+    y_big = f32([1.0, 1.0, 0.0, 0.0, 0.3, 0.7, 1.0, 1.0])
+    v, g, cot = torch_value_grad(
+        lambda x: F.binary_cross_entropy_with_logits(x, t64(y_big), reduction="none"),
+        x_big,
+        "none",
+    )
+    c.add("sigmoid_binary_cross_entropy", [x_big, y_big], v, g, cot, reduction="none")
+    # Seed examples users compare with.
+    x = f32([[-0.8858, 0.3241, 0.9456], [1.4887, 1.8076, -0.0565], [-1.6529, -1.8539, 0.6756]])
+    y = f32([[0, 1, 1], [1, 1, 1], [0, 0, 0]])
+    v, g, cot = torch_value_grad(lambda x: F.binary_cross_entropy_with_logits(x, t64(y)), x, "mean")
+    c.add("sigmoid_binary_cross_entropy", [x, y], v, g, cot, reduction="mean")
+    v, g, cot = torch_value_grad(
+        lambda x: F.binary_cross_entropy(torch.sigmoid(x), t64(y)), x, "mean"
+    )
+    c.add("binary_cross_entropy@sigmoid", [x, y], v, g, cot, reduction="mean")
+    p = f32([[0.4963, 0.7682, 0.0885], [0.1320, 0.3074, 0.6341]])
+    y = f32([[0, 0, 1], [1, 0, 0]])
+    for red in ("none", "mean"):
+        v, g, cot = torch_value_grad(
+            lambda p, red=red: F.binary_cross_entropy(p, t64(y), reduction=red), p, red
+        )
+        c.add("binary_cross_entropy", [p, y], v, g, cot, reduction=red)
+    x, y = f32([2.0, -1.0, 0.5]), f32([1.0, 0.0, 1.0])
+    for pw in (None, f32([3.0])):
+        for red in ("none", "mean"):
+
+            def fn(x, pw=pw, red=red):
+                pwt = None if pw is None else t64(pw)
+                return F.binary_cross_entropy_with_logits(x, t64(y), pos_weight=pwt, reduction=red)
+
+            v, g, cot = torch_value_grad(fn, x, red)
+            kw = {} if pw is None else {"pos_weight": pw}
+            c.add("sigmoid_binary_cross_entropy", [x, y], v, g, cot, reduction=red, **kw)
+    c.save()
+
+
+# --------------------------------------------------------------------------
+# PyTorch: cross_entropy with class indices and with probabilities.
+
+
+def softmax_torch():
+    c = Cases("torch_softmax", "torch 2.13.0")
+    n, k = 7, 5
+    w = f32(rng.uniform(0.2, 3, size=(k,)))
+    layouts = [
+        (f32(rng.normal(size=(n, k)) * 2), -1),
+        (f32(rng.normal(size=(3, k, 2, 3)) * 2), 1),  # PyTorch's (N, C, d1, d2)
+    ]
+    for x, axis in layouts:
+        ex_shape = x.shape[:1] + x.shape[2:] if axis == 1 else x.shape[:-1]
+        labels = rng.integers(0, k, size=ex_shape).astype(np.int32)
+        for ignore in (None, -100, 0, 255):
+            y = labels.copy()
+            if ignore is not None:
+                y.reshape(-1)[::3] = ignore  # every third example ignored
+            for cw in (None, w):
+                for e in (0.0, 0.1):
+                    for red in ("none", "mean", "sum"):
+
+                        def ce(
+                            xt,
+                            y=y,
+                            cw=cw,
+                            e=e,
+                            red=red,
+                            ignore=ignore,
+                            axis=axis,
+                            ex_shape=ex_shape,
+                        ):
+                            if axis == -1:
+                                xt = xt.reshape(-1, k)
+                                yt = torch.tensor(y.reshape(-1), dtype=torch.long)
+                            else:
+                                yt = torch.tensor(y, dtype=torch.long)
+                            out = F.cross_entropy(
+                                xt,
+                                yt,
+                                weight=None if cw is None else t64(cw),
+                                ignore_index=-100 if ignore is None else ignore,
+                                label_smoothing=e,
+                                reduction=red,
+                            )
+                            return out.reshape(ex_shape) if red == "none" else out
+
+                        v, g, cot = torch_value_grad(ce, x, red)
+                        kw = dict(axis=axis, reduction=red, label_smoothing=e)
+                        if ignore is not None:
+                            kw["ignore_index"] = ignore
+                        if cw is not None:
+                            kw["class_weight"] = cw
+                        c.add("softmax_cross_entropy_with_integer_labels", [x, y], v, g, cot, **kw)
+        probs_t = f32(rng.dirichlet(np.ones(k), size=int(np.prod(ex_shape))))
+        probs_t = probs_t.reshape(ex_shape + (k,))
+        if axis == 1:
+            probs_t = np.moveaxis(probs_t, -1, 1)
+        for cw in (None, w):
+            for e in (0.0, 0.2):
+                for red in ("none", "mean", "sum"):
+
+                    def ce_p(xt, cw=cw, e=e, red=red, probs_t=probs_t):
+                        return F.cross_entropy(
+                            xt,
+                            t64(probs_t),
+                            weight=None if cw is None else t64(cw),
+                            label_smoothing=e,
+                            reduction=red,
+                        )
+
+                    v, g, cot = torch_value_grad(ce_p, x, red)
+                    kw = dict(axis=axis, reduction=red, label_smoothing=e)
+                    if cw is not None:
+                        kw["class_weight"] = cw
+                    c.add("softmax_cross_entropy", [x, probs_t], v, g, cot, **kw)
+    # Seed: PyTorch CE on a small batch, with and without label smoothing.
+    x = f32([[3.2, -1.5, 0.8], [0.4, 2.1, -0.1]])
+    y = np.array([0, 2], np.int32)
+    for e in (0.0, 0.1):
+        for red in ("none", "mean"):
+            v, g, cot = torch_value_grad(
+                lambda xt, e=e, red=red: F.cross_entropy(
+                    xt, torch.tensor(y, dtype=torch.long), label_smoothing=e, reduction=red
+                ),
+                x,
+                red,
+            )
+            c.add(
+                "softmax_cross_entropy_with_integer_labels",
+                [x, y],
+                v,
+                g,
+                cot,
+                reduction=red,
+                label_smoothing=e,
+            )
+    # Large logits: PyTorch's log_softmax is stable; ours must agree.
+    x = f32([[1e4, -1e4, 0.0], [-1e30, 1e30, 5.0], [30.0, 29.0, -60000.0]])
+    y = np.array([1, 1, 2], np.int32)
+    for e in (0.0, 0.1):
+        v, g, cot = torch_value_grad(
+            lambda xt, e=e: F.cross_entropy(
+                xt, torch.tensor(y, dtype=torch.long), label_smoothing=e, reduction="none"
+            ),
+            x,
+            "none",
+        )
+        c.add(
+            "softmax_cross_entropy_with_integer_labels",
+            [x, y],
+            v,
+            g,
+            cot,
+            reduction="none",
+            label_smoothing=e,
+        )
+    c.save()
+
+
+# --------------------------------------------------------------------------
+# scikit-learn log_loss, Keras cross-entropies.
+
+
+def sklearn_cases():
+    from sklearn.metrics import log_loss
+
+    c = Cases("sklearn", "scikit-learn")
+    y_true = np.eye(3, dtype=np.float32)[[2, 1, 0]]
+    for p in (
+        [[0.3, 0.3, 0.4], [0.3, 0.4, 0.3], [0.1, 0.2, 0.7]],
+        [[0.1, 0.2, 0.7], [0.1, 0.7, 0.2], [0.3, 0.4, 0.3]],
+    ):
+        p = f32(p)
+        c.add(
+            "categorical_cross_entropy",
+            [p, y_true],
+            log_loss([2, 1, 0], p.astype(np.float64), labels=[0, 1, 2]),
+            reduction="mean",
+        )
+    k = 6
+    p = f32(rng.dirichlet(np.ones(k), size=10))
+    y = rng.integers(0, k, size=10)
+    per_example = [
+        log_loss([y[i]], p[i : i + 1].astype(np.float64), labels=list(range(k))) for i in range(10)
+    ]
+    c.add("categorical_cross_entropy", [p, np.eye(k, dtype=np.float32)[y]], per_example)
+    c.save()
+
+
+def keras_cases():
+    import keras
+
+    kl = keras.losses
+    c = Cases("keras", f"keras {keras.__version__}")
+    n, k = 8, 5
+
+    def keras_value_grad(loss_fn, x):
+        import jax
+
+        v = np.asarray(loss_fn(x))
+        g = jax.grad(lambda z: (loss_fn(z) * cot).sum())(x)
+        return v, np.asarray(g)
+
+    # Binary cross-entropy (Keras averages the last axis: use a last axis of 1).
+    probs = f32(rng.uniform(0.05, 0.95, size=(n, 1)))
+    logits = f32(rng.normal(size=(n, 1)) * 3)
+    labels = f32(rng.integers(0, 2, size=(n, 1)))
+    soft = f32(rng.uniform(0, 1, size=(n, 1)))
+    cot = f32(rng.normal(size=(n,)))
+    for y in (labels, soft):
+        for e in (0.0, 0.1):
+            v, g = keras_value_grad(
+                lambda p, y=y, e=e: kl.binary_crossentropy(y, p, label_smoothing=e), probs
+            )
+            c.add(
+                "binary_cross_entropy", [probs, y], v[:, None], g, cot[:, None], label_smoothing=e
+            )
+            v, g = keras_value_grad(
+                lambda x, y=y, e=e: kl.binary_crossentropy(
+                    y, x, from_logits=True, label_smoothing=e
+                ),
+                logits,
+            )
+            c.add(
+                "sigmoid_binary_cross_entropy",
+                [logits, y],
+                v[:, None],
+                g,
+                cot[:, None],
+                label_smoothing=e,
+            )
+            for gamma in (0.0, 0.5, 2.0, 3.5):
+                for alpha in (None, 0.25):
+                    kw = dict(gamma=gamma, label_smoothing=e)
+                    kk = dict(kw)
+                    if alpha is not None:
+                        kw["alpha"] = alpha
+                        kk.update(apply_class_balancing=True, alpha=alpha)
+                    v, g = keras_value_grad(
+                        lambda p, y=y, kk=kk: kl.binary_focal_crossentropy(y, p, **kk), probs
+                    )
+                    c.add("binary_focal_loss", [probs, y], v[:, None], g, cot[:, None], **kw)
+                    v, g = keras_value_grad(
+                        lambda x, y=y, kk=kk: kl.binary_focal_crossentropy(
+                            y, x, from_logits=True, **kk
+                        ),
+                        logits,
+                    )
+                    c.add("sigmoid_focal_loss", [logits, y], v[:, None], g, cot[:, None], **kw)
+    # Categorical.
+    x = f32(rng.normal(size=(n, k)) * 2)
+    p = f32(rng.dirichlet(np.ones(k) * 2, size=n))
+    y_int = rng.integers(0, k, size=n).astype(np.int32)
+    y_hot = np.eye(k, dtype=np.float32)[y_int]
+    y_soft = f32(rng.dirichlet(np.ones(k), size=n))
+    cot = f32(rng.normal(size=(n,)))
+    for t in (y_hot, y_soft):
+        for e in (0.0, 0.1):
+            v, g = keras_value_grad(
+                lambda z, t=t, e=e: kl.categorical_crossentropy(
+                    t, z, from_logits=True, label_smoothing=e
+                ),
+                x,
+            )
+            c.add("softmax_cross_entropy", [x, t], v, g, cot, label_smoothing=e)
+            v, g = keras_value_grad(
+                lambda q, t=t, e=e: kl.categorical_crossentropy(t, q, label_smoothing=e), p
+            )
+            c.add("categorical_cross_entropy", [p, t], v, None, None, label_smoothing=e)
+            for gamma in (0.0, 0.5, 2.0, 3.5):
+                for alpha in (None, 0.25, f32(rng.uniform(0.1, 1, size=k))):
+                    ka = 1.0 if alpha is None else alpha
+                    v, g = keras_value_grad(
+                        lambda z, t=t, e=e, gamma=gamma, ka=ka: kl.categorical_focal_crossentropy(
+                            t, z, alpha=ka, gamma=gamma, from_logits=True, label_smoothing=e
+                        ),
+                        x,
+                    )
+                    kw = dict(gamma=gamma, label_smoothing=e)
+                    if alpha is not None:
+                        kw["alpha"] = alpha
+                    c.add("softmax_focal_loss", [x, t], v, g, cot, **kw)
+                    if t is y_hot and e == 0.0:
+                        kw.pop("label_smoothing")
+                        c.add("softmax_focal_loss_with_integer_labels", [x, y_int], v, g, cot, **kw)
+    # SparseCategoricalCrossentropy(ignore_class=...): ignored examples give 0.
+    y_ign = y_int.copy()
+    y_ign[::3] = 255
+    v, g = keras_value_grad(
+        lambda z: kl.sparse_categorical_crossentropy(y_ign, z, from_logits=True, ignore_class=255),
+        x,
+    )
+    c.add("softmax_cross_entropy_with_integer_labels", [x, y_ign], v, g, cot, ignore_index=255)
+    c.save()
+
+
+def kornia_optax_cases():
+    import jax
+    import kornia.losses
+    import optax
+
+    c = Cases("kornia_optax", "kornia / optax")
+    n, k = 6, 4
+    x = f32(rng.normal(size=(n, k)) * 3)
+    cot = f32(rng.normal(size=(n, k)))
+    hard = f32(rng.integers(0, 2, size=(n, k)))
+    for y in (hard, f32(rng.uniform(0, 1, size=(n, k)))):
+        for gamma in (0.0, 0.5, 2.0, 3.5):
+            for alpha in (None, 0.25):
+                kw = {"gamma": gamma}
+                if alpha is not None:
+                    kw["alpha"] = alpha
+                v = optax.losses.sigmoid_focal_loss(x, y, **kw)
+                g = jax.grad(
+                    lambda z, y=y, kw=kw: (optax.losses.sigmoid_focal_loss(z, y, **kw) * cot).sum()
+                )(x)
+                c.add("sigmoid_focal_loss", [x, y], v, g, cot, **kw)
+                # kornia weights the positive and negative terms separately, which
+                # agrees with the p_t formula for hard labels only.
+                if alpha is not None and y is hard:
+                    xt = t64(x, grad=True)
+                    out = kornia.losses.binary_focal_loss_with_logits(
+                        xt, t64(y), alpha=alpha, gamma=gamma, reduction="none"
+                    )
+                    (out * t64(cot)).sum().backward()
+                    v, g = out.detach().numpy(), xt.grad.numpy()
+                    c.add("sigmoid_focal_loss", [x, y], v, g, cot, **kw)
+        v = optax.losses.sigmoid_binary_cross_entropy(x, y)
+        c.add("sigmoid_binary_cross_entropy", [x, y], v)
+    xs = f32(rng.normal(size=(n, k)) * 2)
+    yi = rng.integers(0, k, size=n).astype(np.int32)
+    c.add(
+        "softmax_cross_entropy_with_integer_labels",
+        [xs, yi],
+        optax.losses.softmax_cross_entropy_with_integer_labels(xs, yi),
+    )
+    t = f32(rng.dirichlet(np.ones(k), size=n))
+    c.add("softmax_cross_entropy", [xs, t], optax.losses.softmax_cross_entropy(xs, t))
+    cm = rng.uniform(size=(n, k)) > 0.3
+    cm[:, 0] = True
+    c.add(
+        "softmax_cross_entropy",
+        [xs, t],
+        optax.losses.softmax_cross_entropy(xs, t, where=cm),
+        where=cm,
+    )
+    em = np.array([True, False, True, True, False, True])
+    c.add(
+        "softmax_cross_entropy",
+        [xs, t],
+        optax.losses.softmax_cross_entropy(xs, t, where=em),
+        where=em,
+    )
+    c.save()
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(2)
+    binary_torch()
+    softmax_torch()
+    sklearn_cases()
+    keras_cases()
+    kornia_optax_cases()

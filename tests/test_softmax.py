@@ -1,0 +1,205 @@
+"""Multi-class cross-entropy: seeds, PyTorch semantics, masks, -inf, precision."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxloss
+from tests import reference as ref
+from tests.losses import jl
+
+RNG = np.random.default_rng(1)
+CE = jl.softmax_cross_entropy_with_integer_labels
+
+
+def test_seed_sklearn_log_loss():
+    y = jnp.eye(3)[jnp.array([2, 1, 0])]
+    p1 = jnp.array([[0.3, 0.3, 0.4], [0.3, 0.4, 0.3], [0.1, 0.2, 0.7]])
+    p2 = jnp.array([[0.1, 0.2, 0.7], [0.1, 0.7, 0.2], [0.3, 0.4, 0.3]])
+    # sklearn.metrics.log_loss([2, 1, 0], p) for each.
+    np.testing.assert_allclose(
+        jl.categorical_cross_entropy(p1, y, reduction="mean"), 1.3783888522474517, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        jl.categorical_cross_entropy(p2, y, reduction="mean"), 0.6391075640678003, rtol=1e-6
+    )
+
+
+def test_seed_pytorch_cross_entropy():
+    x = jnp.array([[3.2, -1.5, 0.8], [0.4, 2.1, -0.1]])
+    y = jnp.array([0, 2])
+    # torch.nn.functional.cross_entropy(x, y, reduction="none") and with
+    # label_smoothing=0.1, reduction="mean" (PyTorch 2.13.0).
+    np.testing.assert_allclose(CE(x, y), [0.09514046, 2.4573412], rtol=1e-6)
+    np.testing.assert_allclose(
+        CE(x, y, label_smoothing=0.1, reduction="mean"), 1.3495741, rtol=1e-6
+    )
+
+
+def test_two_class_softmax_is_sigmoid():
+    x = jnp.asarray(RNG.normal(size=(9,)) * 5, jnp.float32)
+    y = jnp.asarray(RNG.integers(0, 2, size=(9,)), jnp.int32)
+    two = jnp.stack([x, jnp.zeros_like(x)], -1)
+    chex.assert_trees_all_close(
+        CE(two, y),
+        jl.sigmoid_binary_cross_entropy(x, (y == 0).astype(jnp.float32)),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_equals_optax_integer_and_class_mask():
+    x = jnp.asarray(RNG.normal(size=(6, 5)) * 2, jnp.float32)
+    y = jnp.asarray(RNG.integers(0, 5, size=(6,)), jnp.int32)
+    chex.assert_trees_all_close(
+        CE(x, y), jax.jit(optax.losses.softmax_cross_entropy_with_integer_labels)(x, y), rtol=1e-6
+    )
+    mask = jnp.asarray(RNG.uniform(size=(6, 5)) > 0.4).at[jnp.arange(6), y].set(True)
+    want = jax.jit(optax.losses.softmax_cross_entropy_with_integer_labels)(x, y, where=mask)
+    chex.assert_trees_all_close(CE(x, y, where=mask), want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_all_ignored_mean_is_zero_with_zero_grads(weighted):
+    x = jnp.asarray(RNG.normal(size=(4, 3)), jnp.float32)
+    y = jnp.full((4,), -100)
+    kw = dict(ignore_index=-100, reduction="mean", label_smoothing=0.1, z_loss=1e-3)
+    if weighted:
+        kw["class_weight"] = jnp.array([1.0, 2.0, 3.0])
+    f = jax.jit(lambda x: jaxloss.softmax_cross_entropy_with_integer_labels(x, y, **kw))
+    assert f(x) == 0.0
+    np.testing.assert_array_equal(jax.jit(jax.grad(f))(x), np.zeros((4, 3)))
+
+
+def test_ignore_index_inside_class_range():
+    x = jnp.asarray(RNG.normal(size=(5, 4)), jnp.float32)
+    y = jnp.array([0, 1, 0, 3, 2])
+    got = CE(x, y, ignore_index=0, reduction="mean")
+    keep = np.asarray(y) != 0
+    np.testing.assert_allclose(got, ref.ce_integer(x[keep], y[keep], reduction="mean"), rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [-1, 4, -100, 255])
+def test_out_of_range_labels_give_nan(bad):
+    x = jnp.asarray(RNG.normal(size=(3, 4)), jnp.float32)
+    y = jnp.array([1, bad, 2])
+    out = np.asarray(CE(x, y))
+    assert np.isnan(out[1]) and np.isfinite(out[[0, 2]]).all()
+    assert np.isnan(CE(x, y, reduction="mean"))
+    assert np.isnan(jl.softmax_focal_loss_with_integer_labels(x, y)[1])
+    # The same label as ignore_index is fine.
+    assert np.isfinite(CE(x, y, ignore_index=bad, reduction="mean"))
+
+
+@pytest.mark.parametrize("smoothing,z", [(0.0, 0.0), (0.1, 1e-3)])
+def test_neg_inf_logits_are_absent_classes(smoothing, z):
+    inf = jnp.inf
+    x = jnp.array([[1.0, -inf, 2.0, 0.5], [-inf, -inf, 0.5, -1.0]])
+    y = jnp.array([0, 2])
+    f = lambda x: CE(x, y, label_smoothing=smoothing, z_loss=z).sum()  # noqa: E731
+    loss = f(x)
+    g_rev = jax.jit(jax.grad(f))(x)
+    g_fwd = jax.jit(jax.jacfwd(f))(x)
+    chex.assert_tree_all_finite((loss, g_rev, g_fwd))
+    chex.assert_trees_all_close(g_rev, g_fwd, rtol=1e-5)
+    np.testing.assert_array_equal(np.asarray(g_rev)[np.isinf(np.asarray(x))], 0.0)
+    # Reference: the same loss over the classes present, smoothing share e / C.
+    want = 0.0
+    for row, target in zip(np.asarray(x, np.float64), np.asarray(y), strict=True):
+        present = row[np.isfinite(row)]
+        lse = np.log(np.exp(present).sum())
+        want += (1 - smoothing) * (lse - row[target]) + smoothing / 4 * (lse - present).sum()
+        want += z * lse**2
+    np.testing.assert_allclose(loss, want, rtol=1e-6)
+
+
+def test_masked_target_class_is_infinite():
+    x = jnp.array([[1.0, -jnp.inf, 2.0]])
+    assert CE(x, jnp.array([1]))[0] == jnp.inf
+
+
+def test_all_neg_inf_row_is_nan_unless_masked():
+    x = jnp.array([[-jnp.inf, -jnp.inf], [0.0, 1.0]])
+    y = jnp.array([0, 1])
+    assert np.isnan(CE(x, y)[0])
+    keep = jnp.array([False, True])
+    f = lambda x: CE(x, y, where=keep, reduction="mean")  # noqa: E731
+    chex.assert_tree_all_finite((f(x), jax.grad(f)(x)))
+
+
+def test_class_axis_layout():
+    x = jnp.asarray(RNG.normal(size=(2, 5, 3, 4)), jnp.float32)  # (N, C, H, W)
+    y = jnp.asarray(RNG.integers(0, 5, size=(2, 3, 4)), jnp.int32)
+    w = jnp.linspace(0.5, 2, 5)
+    kw = dict(class_weight=w, label_smoothing=0.1, reduction="mean")
+    chex.assert_trees_all_close(
+        CE(x, y, axis=1, **kw), CE(jnp.moveaxis(x, 1, -1), y, **kw), rtol=1e-6
+    )
+
+
+def test_z_loss_reference():
+    x = jnp.asarray(RNG.normal(size=(6, 5)) * 3, jnp.float32)
+    y = jnp.asarray(RNG.integers(0, 5, size=(6,)), jnp.int32)
+    w = np.linspace(0.5, 2, 5).astype(np.float32)
+    got = CE(x, y, class_weight=w, label_smoothing=0.2, z_loss=1e-2, reduction="mean")
+    want = ref.ce_integer(x, y, weight=w, e=0.2, z=1e-2, reduction="mean")
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    t = jax.nn.one_hot(y, 5)
+    want_p = ref.ce_probs(x, t, weight=w, e=0.2) + 1e-2 * jax.nn.logsumexp(x, -1) ** 2
+    np.testing.assert_allclose(
+        jl.softmax_cross_entropy(x, t, class_weight=w, label_smoothing=0.2, z_loss=1e-2),
+        want_p,
+        rtol=1e-5,
+    )
+
+
+def test_per_example_where_equals_indexing():
+    x = jnp.asarray(RNG.normal(size=(8, 4)), jnp.float32).at[2].set(jnp.nan)
+    y = jnp.asarray(RNG.integers(0, 4, size=(8,)), jnp.int32)
+    keep = jnp.array([True, True, False, True, False, True, True, True])
+    w = jnp.array([1.0, 2.0, 0.5, 1.5])
+    for fn, lab in ((CE, y), (jl.softmax_cross_entropy, jax.nn.one_hot(y, 4))):
+        kw = dict(class_weight=w, label_smoothing=0.1, reduction="mean")
+        f = lambda x, fn=fn, lab=lab, kw=kw: fn(x, lab, where=keep, **kw)  # noqa: E731
+        np.testing.assert_allclose(f(x), fn(x[keep], lab[keep], **kw), rtol=1e-6)
+        g = jax.grad(f)(x)
+        chex.assert_tree_all_finite(g)
+        np.testing.assert_array_equal(g[~np.asarray(keep)], 0.0)
+
+
+EXTREME = {jnp.float32: 1e30, jnp.bfloat16: 1e30, jnp.float16: 6e4}
+
+
+@pytest.mark.parametrize("dtype", list(EXTREME))
+@pytest.mark.parametrize(
+    "name",
+    [
+        "softmax_cross_entropy_with_integer_labels",
+        "softmax_cross_entropy",
+        "softmax_focal_loss",
+        "softmax_focal_loss_with_integer_labels",
+    ],
+)
+def test_extreme_logits_finite(name, dtype):
+    big = EXTREME[dtype]
+    x = jnp.asarray([[big, -big, 0.0], [-big, big, 1.0], [0.0, 1.0, 2.0]], dtype)
+    y = jnp.array([1, 1, 2])
+    labels = y if "integer" in name else jax.nn.one_hot(y, 3)
+    kw = {"gamma": 0.5} if "focal" in name else {"label_smoothing": 0.1}
+    fn = getattr(jl, name)
+    loss = fn(x, labels, **kw)
+    g = jax.grad(lambda x: fn(x, labels, **kw).sum())(x)
+    assert loss.dtype == jnp.float32 and g.dtype == dtype
+    chex.assert_tree_all_finite((loss, g))
+
+
+def test_categorical_clamps_and_grad_finite_at_zero():
+    p = jnp.array([[0.0, 0.5, 0.5], [1.0, 0.0, 0.0]])
+    t = jnp.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    np.testing.assert_allclose(jl.categorical_cross_entropy(p, t), [100.0, 0.0])
+    g = jax.grad(lambda p: jl.categorical_cross_entropy(p, t).sum())(p)
+    chex.assert_tree_all_finite(g)
+    assert g[0, 0] == -1e12  # PyTorch's floor for 1 / p
