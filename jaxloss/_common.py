@@ -245,7 +245,7 @@ def value_checks(
     return deco
 
 
-def _raise_if(bad: Any, message: str, low: Any, high: Any) -> None:
+def _raise_if(message: str, bad: Any, low: Any, high: Any) -> None:
     if bool(bad):
         raise ValueError(f"{message} (found min {low}, max {high}).")
 
@@ -253,7 +253,7 @@ def _raise_if(bad: Any, message: str, low: Any, high: Any) -> None:
 def _check(bad: jax.Array, message: str, x: jax.Array) -> None:
     low = jnp.min(x) if x.size else jnp.zeros((), x.dtype)
     high = jnp.max(x) if x.size else jnp.zeros((), x.dtype)
-    jax.debug.callback(functools.partial(_raise_if, message=message), jnp.any(bad), low, high)
+    jax.debug.callback(functools.partial(_raise_if, message), jnp.any(bad), low, high)
 
 
 def checked(fn: F) -> F:
@@ -300,8 +300,10 @@ def checked(fn: F) -> F:
                 continue
             x = jnp.asarray(value)
             kind = spec.get(name)
+            if jnp.issubdtype(x.dtype, jnp.floating):
+                _check(jnp.isnan(x), f"`{name}` contains NaN", x)
             if kind == UNIT:
-                _check(~((x >= 0) & (x <= 1)), f"`{name}` must lie in [0, 1]", x)
+                _check((x < 0) | (x > 1), f"`{name}` must lie in [0, 1]", x)
             elif kind == INDEX:
                 c = num_classes(bound)
                 ignore = bound.arguments.get("ignore_index")
@@ -310,8 +312,6 @@ def checked(fn: F) -> F:
                     ok = ok | (x == ignore)
                 allowed = f"[0, {c})" + ("" if ignore is None else f" or {ignore}")
                 _check(~ok, f"`{name}` must be a class index in {allowed}", x)
-            elif jnp.issubdtype(x.dtype, jnp.floating):
-                _check(jnp.isnan(x), f"`{name}` contains NaN", x)
         return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

@@ -114,7 +114,9 @@ def test_gradients_match_reference_to_second_order_in_float64():
                 ),
             ]
             for f, a in fns:
-                check_grads(jax.jit(f), (a,), order=2, modes=("fwd", "rev"), eps=1e-6, atol=1e-5, rtol=1e-5)
+                check_grads(
+                    jax.jit(f), (a,), order=2, modes=("fwd", "rev"), eps=1e-6, atol=1e-5, rtol=1e-5
+                )
 
 
 def test_gamma_is_traced_and_differentiable():

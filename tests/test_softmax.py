@@ -203,3 +203,14 @@ def test_categorical_clamps_and_grad_finite_at_zero():
     g = jax.grad(lambda p: jl.categorical_cross_entropy(p, t).sum())(p)
     chex.assert_tree_all_finite(g)
     assert g[0, 0] == -1e12  # PyTorch's floor for 1 / p
+
+
+def test_z_loss_large_logits_and_traced_zero():
+    x = jnp.full((2, 3), 1e20, jnp.float32)
+    y = jnp.array([0, 1])
+    f = jax.jit(lambda x, z: jaxloss.softmax_cross_entropy_with_integer_labels(x, y, z_loss=z))
+    np.testing.assert_allclose(
+        f(x, jnp.float32(0.0)), np.log(3.0), rtol=1e-6
+    )  # traced 0: no 0 * inf
+    # (z * lse) * lse: finite where lse ** 2 = 1e40 alone would overflow.
+    np.testing.assert_allclose(f(x, jnp.float32(1e-4)), 1e-4 * 1e40, rtol=1e-5)
