@@ -253,7 +253,11 @@ def _raise_if(message: str, bad: Any, low: Any, high: Any) -> None:
 def _check(bad: jax.Array, message: str, x: jax.Array) -> None:
     low = jnp.min(x) if x.size else jnp.zeros((), x.dtype)
     high = jnp.max(x) if x.size else jnp.zeros((), x.dtype)
-    jax.debug.callback(functools.partial(_raise_if, message), jnp.any(bad), low, high)
+    bad = jnp.any(bad)
+    if isinstance(bad, jax.core.Tracer):  # under jit / grad: check at run time
+        jax.debug.callback(functools.partial(_raise_if, message), bad, low, high)
+    else:  # concrete values: raise here, plainly
+        _raise_if(message, bad, low, high)
 
 
 def checked(fn: F) -> F:
