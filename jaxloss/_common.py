@@ -230,7 +230,7 @@ INDEX = "index"  # integer class index in [0, C) or `ignore_index`
 
 
 def value_checks(
-    spec: dict[str, str], num_classes: Callable[[inspect.BoundArguments], int] = None
+    spec: dict[str, str], num_classes: Callable[[inspect.BoundArguments], int] | None = None
 ) -> Callable[[F], F]:
     """Declare which runtime checks :func:`checked` applies to a loss.
 

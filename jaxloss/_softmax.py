@@ -69,7 +69,8 @@ def _prepare(
     per-example shape; masked examples' logits are replaced by 0 so that they
     give zero gradients whatever they held.
 
-    Returns `(x, axis, mask)` with `mask` per example (or None).
+    Returns `(x, axis, mask, class_mask)`: `mask` per example (or None) and
+    the class mask `where` gave (or None).
     """
     check_reduction(reduction)
     check_in_range("label_smoothing", label_smoothing, 0.0, 1.0)
@@ -80,18 +81,18 @@ def _prepare(
     arrays = [jnp.asarray(o) for o in others if o is not None]
     x = x.astype(compute_dtype(x, *arrays))
     example_shape = x.shape[:axis] + x.shape[axis + 1 :]
-    mask = None
+    mask = class_mask = None
     if where is not None:
         m = as_mask(where)
         if m.ndim == x.ndim:
-            m = broadcast_to("where", m, x.shape, name)
-            x = jnp.where(m, x, -jnp.inf if name == "logits" else 0)
-            mask = jnp.any(m, axis)
+            class_mask = broadcast_to("where", m, x.shape, name)
+            x = jnp.where(class_mask, x, -jnp.inf if name == "logits" else 0)
+            mask = jnp.any(class_mask, axis)
         else:
             hint = f" A per-example mask has shape {example_shape}; a class mask {x.shape}."
             mask = broadcast_to("where", m, example_shape, name, hint)
             x = jnp.where(jnp.expand_dims(mask, axis), x, 0)
-    return x, axis, mask
+    return x, axis, mask, class_mask
 
 
 def _class_vector(name: str, v: ArrayLike | None, x: jax.Array, axis: int):
@@ -258,7 +259,7 @@ def _modulator(log_1m_p, defined, gamma):
 
 def _integer_setup(logits, labels, axis, reduction, label_smoothing, where, ignore_index):
     y = as_index_array("labels", labels, _FLOAT_LABELS_HINT)
-    x, axis, mask = _prepare("logits", logits, axis, reduction, label_smoothing, where)
+    x, axis, mask, _ = _prepare("logits", logits, axis, reduction, label_smoothing, where)
     example_shape = x.shape[:axis] + x.shape[axis + 1 :]
     if y.shape != example_shape:
         raise ValueError(
@@ -275,7 +276,9 @@ def _integer_setup(logits, labels, axis, reduction, label_smoothing, where, igno
 
 
 def _dist_setup(name, predictions, labels, axis, reduction, label_smoothing, where):
-    x, axis, mask = _prepare(name, predictions, axis, reduction, label_smoothing, where, labels)
+    x, axis, mask, class_mask = _prepare(
+        name, predictions, axis, reduction, label_smoothing, where, labels
+    )
     t = as_real_array("labels", labels)
     if t.shape != x.shape:
         hint = ""
@@ -286,7 +289,7 @@ def _dist_setup(name, predictions, labels, axis, reduction, label_smoothing, whe
             f"probability targets have the shape of `{name}`.{hint}"
         )
     t = smooth_labels(t.astype(x.dtype), label_smoothing, x.shape[axis])
-    return x, t, axis, mask
+    return x, t, axis, mask, class_mask
 
 
 # --------------------------------------------------------------------------
@@ -461,7 +464,7 @@ def softmax_cross_entropy(
       >>> print(np.asarray(jaxloss.softmax_cross_entropy(x, t)).round(4))
       [0.0951 2.3573]
     """
-    x, t, axis, mask = _dist_setup(
+    x, t, axis, mask, _ = _dist_setup(
         "logits", logits, labels, axis, reduction, label_smoothing, where
     )
     w = _class_vector("class_weight", class_weight, x, axis)
@@ -532,13 +535,12 @@ def categorical_cross_entropy(
       >>> print(f"{loss:.6f}")  # sklearn.metrics.log_loss: 1.3783888522474517
       1.378389
     """
-    p, t, axis, mask = _dist_setup("probs", probs, labels, axis, reduction, label_smoothing, where)
+    p, t, axis, mask, present = _dist_setup(
+        "probs", probs, labels, axis, reduction, label_smoothing, where
+    )
     w = _class_vector("class_weight", class_weight, p, axis)
-    present = None
-    if where is not None and jnp.ndim(where) == p.ndim:
-        present = broadcast_to("where", as_mask(where), p.shape, "probs")
     terms = xmul(t, clamped_log(p, grad_floor(jnp.asarray(probs).dtype)))
-    if present is not None:
+    if present is not None:  # masked classes leave the sum
         terms = jnp.where(present, terms, 0)
     if w is not None:
         terms = _along(w, p.ndim, axis) * terms
@@ -615,7 +617,7 @@ def softmax_focal_loss(
       [2.1005 0.0132]
     """
     check_non_negative("gamma", gamma)
-    x, t, axis, mask = _dist_setup(
+    x, t, axis, mask, _ = _dist_setup(
         "logits", logits, labels, axis, reduction, label_smoothing, where
     )
     a = _class_vector("alpha", alpha, x, axis)
