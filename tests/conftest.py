@@ -3,6 +3,9 @@
 import jax
 import pytest
 
+# The fixture generator needs PyTorch and Keras; CI only reads its output.
+collect_ignore = ["make_fixtures.py"]
+
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
