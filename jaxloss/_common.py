@@ -147,13 +147,18 @@ def hyper(x: jax.typing.ArrayLike, dtype: Any) -> jax.Array:
 # Shared numerics.
 
 
+def is_static_zero(v: Any) -> bool:
+    """Whether a hyperparameter is a Python 0 (a traced 0 is not known to be)."""
+    return isinstance(v, (int, float)) and v == 0
+
+
 def smooth_labels(labels: jax.Array, label_smoothing: Any, num_classes: int):
     """Mix targets with the uniform distribution: `(1 - e) * t + e / K`.
 
     The binary family uses ``K = 2`` (Keras: ``y * (1 - e) + e / 2``); the
     multi-class family ``K = C``.
     """
-    if isinstance(label_smoothing, (int, float)) and label_smoothing == 0:
+    if is_static_zero(label_smoothing):
         return labels
     e = hyper(label_smoothing, labels.dtype)
     return labels * (1 - e) + e / num_classes

@@ -31,6 +31,7 @@ from ._common import (
     compute_dtype,
     grad_floor,
     hyper,
+    is_static_zero,
     reduce,
     smooth_labels,
     value_checks,
@@ -214,13 +215,9 @@ def integer_ce_from_stats(
 def _z_term(z_loss, lse):
     """`z * lse ** 2`, as `(z * lse) * lse`: exactly 0 for z = 0 (also traced)
     and no overflow of `lse ** 2` before the small `z` scales it."""
-    if _is_zero(z_loss):
+    if is_static_zero(z_loss):
         return jnp.zeros_like(lse)
     return (hyper(z_loss, lse.dtype) * lse) * lse
-
-
-def _is_zero(v: Any) -> bool:
-    return isinstance(v, (int, float)) and v == 0
 
 
 def finish_integer(loss, labels, num_classes, ignore_index, mask, reduction, w_y=None):
@@ -390,7 +387,7 @@ def softmax_cross_entropy_with_integer_labels(
     w = _class_vector("class_weight", class_weight, x, axis)
     r = _logsumexp(x, axis)
     w_y = None if w is None else w[index]
-    smooth = None if _is_zero(label_smoothing) else _smoothing_sum(x, r, axis, w)
+    smooth = None if is_static_zero(label_smoothing) else _smoothing_sum(x, r, axis, w)
     x_y = _pick(x, index, axis)
     loss = integer_ce_from_stats(r.m, r.log_s, x_y, c, label_smoothing, z_loss, w_y, smooth)
     loss = jnp.where(r.has_class, loss, jnp.nan)  # no class at all: undefined

@@ -214,3 +214,38 @@ def test_z_loss_large_logits_and_traced_zero():
     )  # traced 0: no 0 * inf
     # (z * lse) * lse: finite where lse ** 2 = 1e40 alone would overflow.
     np.testing.assert_allclose(f(x, jnp.float32(1e-4)), 1e-4 * 1e40, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "softmax_cross_entropy",
+        "softmax_cross_entropy_with_integer_labels",
+        "categorical_cross_entropy",
+        "softmax_focal_loss",
+        "softmax_focal_loss_with_integer_labels",
+    ],
+)
+def test_class_mask_equals_dropping_the_class(name):
+    # Class 1 masked everywhere; no target puts mass on it.
+    x = jnp.asarray(RNG.normal(size=(6, 4)) * 3, jnp.float32)
+    yi = jnp.array([0, 2, 3, 0, 2, 3])
+    t = jnp.asarray(RNG.dirichlet(np.ones(4), size=6), jnp.float32).at[:, 1].set(0.0)
+    t = t / t.sum(-1, keepdims=True)
+    keep = np.array([0, 2, 3])
+    mask = jnp.broadcast_to(jnp.array([True, False, True, True]), x.shape)
+    kw = {"gamma": 0.5} if "focal" in name else {"class_weight": jnp.array([0.5, 1.0, 2.0, 1.5])}
+    if name == "categorical_cross_entropy":
+        x = jax.nn.softmax(x)
+    fn = getattr(jl, name)
+    if "integer" in name:
+        labels, dropped = yi, jnp.searchsorted(jnp.asarray(keep), yi)
+    else:
+        labels, dropped = t, t[:, keep]
+    kw_dropped = {**kw, "class_weight": kw["class_weight"][keep]} if "class_weight" in kw else kw
+    got = fn(x, labels, where=mask, **kw)
+    want = fn(x[:, keep], dropped, **kw_dropped)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    g = jax.grad(lambda x: fn(x, labels, where=mask, **kw).sum())(x)
+    chex.assert_tree_all_finite(g)
+    np.testing.assert_array_equal(g[:, 1], 0.0)

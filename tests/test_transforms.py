@@ -79,3 +79,15 @@ def test_hyperparameters_traced_without_retracing(name):
     if traced:  # and the values do change the loss
         assert outs[0] != outs[1]
     chex.assert_tree_all_finite(outs)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize("name", NAMES)
+def test_half_precision_equals_float32_on_rounded_inputs(name, dtype):
+    fn, x, y, kw = _inputs(name)
+    xh = x.astype(dtype)
+    f = jax.jit(lambda x: fn(x, y, **{**kw, "reduction": "sum"}))
+    half, up = f(xh), f(xh.astype(jnp.float32))
+    assert half.dtype == jnp.float32
+    chex.assert_trees_all_close(half, up, rtol=1e-6)
+    assert jax.jit(jax.grad(f))(xh).dtype == dtype
