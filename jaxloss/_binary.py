@@ -367,7 +367,8 @@ def sigmoid_focal_loss(
     weights ``y`` and ``1 - y`` terms by separate modulating factors);
     ``gamma=0, alpha=None`` equals :func:`sigmoid_binary_cross_entropy`
     exactly. Gradients with respect to *labels* are finite for soft labels
-    strictly inside (0, 1).
+    away from 0 and 1 (at hard labels and large ``|x|`` the true derivative
+    ``(q - p) / (1 - p_t)`` exceeds float32).
 
     Shape:
       - logits: any shape ``[...]``.
