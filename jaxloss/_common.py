@@ -81,6 +81,12 @@ def check_non_negative(name: str, value: Any) -> None:
         raise ValueError(f"`{name}` must be non-negative; got {v:g}.")
 
 
+def check_ignore_index(ignore_index: Any) -> None:
+    """`TypeError` unless `ignore_index` is a Python int or None (it is static)."""
+    if ignore_index is not None and not isinstance(ignore_index, (int, np.integer)):
+        raise TypeError(f"`ignore_index` must be an int or None; got {ignore_index!r}.")
+
+
 def canonical_axis(axis: Any, ndim: int, name: str = "logits") -> int:
     """`axis` as a non-negative int; `ValueError` if out of range for `ndim`."""
     if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):

@@ -24,6 +24,7 @@ from ._common import (
     as_real_array,
     broadcast_to,
     canonical_axis,
+    check_ignore_index,
     check_in_range,
     check_non_negative,
     check_reduction,
@@ -188,28 +189,28 @@ def _smoothing_sum(x, r, axis, w=None):
     return jnp.sum(wc, axis) * r.log_s - jnp.sum(wc * shifted, axis)
 
 
-def integer_ce_from_stats(
-    m, log_s, x_y, num_classes, label_smoothing, z_loss, w_y=None, smooth=None
-):
-    """The PyTorch cross-entropy with class indices, from per-example pieces.
+def integer_ce(x, index, axis, label_smoothing, z_loss, w=None):
+    """The PyTorch cross-entropy with class indices, per example, unreduced.
 
         loss = (1 - e) * w_y * (lse - x_y)
                + e / C * sum_c w_c * (lse - x_c)      (the smoothing term)
                + z * lse ** 2                         (z-loss)
 
-    with `lse = m + log_s` (`m` a per-example reference, usually the max).
-    `smooth = sum_c w_c (lse - x_c)` is needed when `e` may be non-zero.
-    Shared with `linear_softmax_cross_entropy`, which computes the pieces
-    chunk by chunk.
+    NaN where no class exists. Returns `(loss, w_y)` (`w_y` None without
+    weights). Shared with `linear_softmax_cross_entropy`, which applies it to
+    one chunk of logits at a time.
     """
-    lse = m + log_s
-    loss = log_s - (x_y - m)
-    if w_y is not None:
+    r = _logsumexp(x, axis)
+    loss = r.log_s - (_pick(x, index, axis) - r.m)  # lse - x_y, relative to the max
+    w_y = None
+    if w is not None:
+        w_y = w[index]
         loss = w_y * loss
-    if smooth is not None:
+    if not is_static_zero(label_smoothing):
         e = hyper(label_smoothing, loss.dtype)
-        loss = (1 - e) * loss + e / num_classes * smooth
-    return loss + _z_term(z_loss, lse)
+        loss = (1 - e) * loss + e / x.shape[axis] * _smoothing_sum(x, r, axis, w)
+    loss = loss + _z_term(z_loss, r.lse)
+    return jnp.where(r.has_class, loss, jnp.nan), w_y
 
 
 def _z_term(z_loss, lse):
@@ -220,22 +221,24 @@ def _z_term(z_loss, lse):
     return (hyper(z_loss, lse.dtype) * lse) * lse
 
 
+def label_masks(labels, num_classes, ignore_index, mask):
+    """`(keep, bad)`: the examples that count (None: all) and the kept ones
+    whose label is outside `[0, C)` (they give NaN, never a plausible number)."""
+    keep = mask
+    if ignore_index is not None:
+        keep = labels != ignore_index if keep is None else keep & (labels != ignore_index)
+    bad = (labels < 0) | (labels >= num_classes)
+    return keep, bad if keep is None else bad & keep
+
+
 def finish_integer(loss, labels, num_classes, ignore_index, mask, reduction, w_y=None):
     """Mask ignored examples, poison bad labels with NaN, and reduce.
 
-    An integer label outside `[0, C)` that is not `ignore_index` gives NaN
-    for its example (never a plausible number). `"mean"` divides by the
-    number of kept examples, or by the sum of their target classes' weights
-    when `w_y` is given (PyTorch); 0 over nothing.
+    `"mean"` divides by the number of kept examples, or by the sum of their
+    target classes' weights when `w_y` is given (PyTorch); 0 over nothing.
     """
-    valid = (labels >= 0) & (labels < num_classes)
-    keep = None
-    if ignore_index is not None:
-        keep = labels != ignore_index
-        valid = valid | ~keep
-    loss = jnp.where(valid, loss, jnp.nan)
-    if mask is not None:
-        keep = mask if keep is None else keep & mask
+    keep, bad = label_masks(labels, num_classes, ignore_index, mask)
+    loss = jnp.where(bad, jnp.nan, loss)
     normalizer = None
     if reduction == "mean" and w_y is not None:
         normalizer = jnp.sum(w_y if keep is None else jnp.where(keep, w_y, 0))
@@ -265,8 +268,7 @@ def _integer_setup(logits, labels, axis, reduction, label_smoothing, where, igno
             f"(`logits` without axis={axis}). For probability targets use "
             "softmax_cross_entropy."
         )
-    if ignore_index is not None and not isinstance(ignore_index, (int,)):
-        raise TypeError(f"`ignore_index` must be an int or None; got {ignore_index!r}.")
+    check_ignore_index(ignore_index)
     c = x.shape[axis]
     index = jnp.clip(y, 0, c - 1)  # out-of-range labels are poisoned later
     return x, y, index, axis, mask, c
@@ -385,12 +387,7 @@ def softmax_cross_entropy_with_integer_labels(
         logits, labels, axis, reduction, label_smoothing, where, ignore_index
     )
     w = _class_vector("class_weight", class_weight, x, axis)
-    r = _logsumexp(x, axis)
-    w_y = None if w is None else w[index]
-    smooth = None if is_static_zero(label_smoothing) else _smoothing_sum(x, r, axis, w)
-    x_y = _pick(x, index, axis)
-    loss = integer_ce_from_stats(r.m, r.log_s, x_y, c, label_smoothing, z_loss, w_y, smooth)
-    loss = jnp.where(r.has_class, loss, jnp.nan)  # no class at all: undefined
+    loss, w_y = integer_ce(x, index, axis, label_smoothing, z_loss, w)
     return finish_integer(loss, y, c, ignore_index, mask, reduction, w_y)
 
 

@@ -489,6 +489,82 @@ def kornia_optax_cases():
     c.save()
 
 
+def linear_torch():
+    """`linear_softmax_cross_entropy` against PyTorch's matmul + cross_entropy,
+    with z-loss and the soft cap written out in torch; gradients for the
+    inputs, the kernel and the bias (of sum(loss * cot) for "none")."""
+    out = {}
+    meta = []
+    n, d, v = (3, 7), 6, 11
+    x, k = f32(rng.normal(size=n + (d,))), f32(rng.normal(size=(d, v)) * 0.7)
+    b = f32(rng.normal(size=(v,)))
+    labels = rng.integers(0, v, size=n).astype(np.int32)
+    ignored = labels.copy()
+    ignored.reshape(-1)[::4] = -100
+    options = [
+        {},
+        {"bias": True},
+        {"ignore_index": -100},
+        {"label_smoothing": 0.1},
+        {"z_loss": 1e-2},
+        {"logit_soft_cap": 2.0},
+        {
+            "bias": True,
+            "ignore_index": -100,
+            "label_smoothing": 0.2,
+            "z_loss": 1e-2,
+            "logit_soft_cap": 3.0,
+        },
+    ]
+    for opts in options:
+        for red in ("none", "mean", "sum"):
+            y = ignored if "ignore_index" in opts else labels
+            xt, kt, bt = t64(x, True), t64(k, True), t64(b, True)
+            z = xt @ kt + (bt if opts.get("bias") else 0)
+            cap = opts.get("logit_soft_cap")
+            if cap:
+                z = cap * torch.tanh(z / cap)
+            z, yt = z.reshape(-1, v), torch.tensor(y.reshape(-1), dtype=torch.long)
+            loss = F.cross_entropy(
+                z,
+                yt,
+                ignore_index=-100,
+                label_smoothing=opts.get("label_smoothing", 0.0),
+                reduction="none",
+            )
+            kept = yt != -100
+            loss = loss + opts.get("z_loss", 0.0) * torch.logsumexp(z, -1) ** 2 * kept
+            if red == "mean":
+                loss = loss.sum() / kept.sum()
+            elif red == "sum":
+                loss = loss.sum()
+            else:
+                loss = loss.reshape(n)
+            cot = f32(rng.normal(size=loss.shape))
+            (loss * t64(cot)).sum().backward()
+            i = len(meta)
+            meta.append({"id": f"torch_linear-{i}", "reduction": red, **opts})
+            out.update(
+                {
+                    f"{i}/expected": loss.detach().numpy(),
+                    f"{i}/labels": y,
+                    f"{i}/cot": cot,
+                    f"{i}/dinputs": xt.grad.numpy(),
+                    f"{i}/dkernel": kt.grad.numpy(),
+                    f"{i}/dbias": np.zeros(v) if bt.grad is None else bt.grad.numpy(),
+                }
+            )
+    np.savez_compressed(
+        DATA / "linear" / "torch_linear.npz",
+        meta=np.array(json.dumps(meta)),
+        inputs=x,
+        kernel=k,
+        bias=b,
+        **out,
+    )
+    print(f"torch_linear: {len(meta)} cases")
+
+
 if __name__ == "__main__":
     torch.set_num_threads(2)
     binary_torch()
@@ -496,3 +572,4 @@ if __name__ == "__main__":
     sklearn_cases()
     keras_cases()
     kornia_optax_cases()
+    linear_torch()

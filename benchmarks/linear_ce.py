@@ -1,0 +1,207 @@
+"""linear_softmax_cross_entropy against the naive matmul + optax cross-entropy.
+
+    python benchmarks/linear_ce.py            # full (about 25 minutes on 2 cores)
+    python benchmarks/linear_ce.py --quick    # the target shapes only, 1 repetition
+
+Measures, for `jax.jit(jax.value_and_grad(mean loss, argnums=(inputs, kernel)))`
+in float32 on this machine's default device:
+
+1. compiled temporary memory at N=4096, V=32768, D=256 and 512, as a fraction
+   of the logits' N * V * 4 bytes;
+2. time at N=4096, D=512, V=32768: naive, fused (gradients in the forward
+   pass, used for "mean" / "sum"), fused with recomputation in the backward
+   pass (what `reduction="none"` does), and the three matmuls alone (the
+   compute floor);
+3. the chunk size sweep behind the default;
+4. a scaling table over V in {8k, 32k, 128k} x N in {1k, 4k, 16k} (D=256).
+
+Writes benchmarks/results/linear_ce.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import pathlib
+import platform
+
+import jax
+import jax.numpy as jnp
+import optax
+from _measure import compiled, interleaved_medians, mib, temp_bytes
+from tqdm import tqdm
+
+import jaxloss
+
+OUT = pathlib.Path(__file__).parent / "results" / "linear_ce.md"
+# Naive programs needing more temporary memory than this are not run here.
+MAX_RUN_BYTES = 10 * 2**30
+
+
+def naive(x, kernel, labels):
+    return optax.losses.softmax_cross_entropy_with_integer_labels(x @ kernel, labels).mean()
+
+
+def fused(x, kernel, labels, chunk_size=None):
+    return jaxloss.linear_softmax_cross_entropy(
+        x, kernel, labels, reduction="mean", chunk_size=chunk_size
+    )
+
+
+def recompute(x, kernel, labels, chunk_size=None):
+    """reduction="none" then a mean: the backward pass recomputes the logits."""
+    return jaxloss.linear_softmax_cross_entropy(x, kernel, labels, chunk_size=chunk_size).mean()
+
+
+def matmuls(x, kernel, g):
+    """The three matmuls of a forward + backward pass, and nothing else."""
+    return x @ kernel, g @ kernel.T, x.T @ g
+
+
+def grad_fn(loss):
+    return jax.value_and_grad(loss, argnums=(0, 1))
+
+
+def data(n, d, v, seed=0):
+    k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
+    x = jax.random.normal(k1, (n, d), jnp.float32)
+    kernel = jax.random.normal(k2, (d, v), jnp.float32) * d**-0.5
+    labels = jax.random.randint(k3, (n,), 0, v)
+    return x, kernel, labels
+
+
+def spec(n, d, v):
+    f = jax.ShapeDtypeStruct
+    return f((n, d), jnp.float32), f((d, v), jnp.float32), f((n,), jnp.int32)
+
+
+def memory_rows(dims):
+    rows = [
+        "| N | D | V | logits N·V·4 | naive temp | fused temp | fused / logits |",
+        "|---" * 7 + "|",
+    ]
+    for n, d, v in dims:
+        logits = n * v * 4
+        t_naive = temp_bytes(compiled(grad_fn(naive), *spec(n, d, v))[0])
+        t_fused = temp_bytes(compiled(grad_fn(fused), *spec(n, d, v))[0])
+        rows.append(
+            f"| {n} | {d} | {v} | {mib(logits)} | {mib(t_naive)} | {mib(t_fused)} "
+            f"| **{t_fused / logits:.3f}** (1/{logits / t_fused:.1f}) |"
+        )
+    return rows
+
+
+def speed_rows(n, d, v, reps, bar):
+    x, kernel, labels = data(n, d, v)
+    g = jax.random.normal(jax.random.key(9), (n, v), jnp.float32)
+    contenders = {
+        "naive (optax on x @ W)": (grad_fn(naive), (x, kernel, labels)),
+        "fused, gradients in forward (mean/sum)": (grad_fn(fused), (x, kernel, labels)),
+        "fused, recompute in backward (none)": (grad_fn(recompute), (x, kernel, labels)),
+        "three matmuls alone (floor)": (matmuls, (x, kernel, g)),
+    }
+    exes = {k: compiled(f, *a) for k, (f, a) in contenders.items()}
+    runs = [functools.partial(exes[k][0], *a) for k, (_, a) in contenders.items()]
+    times = interleaved_medians(runs, reps, bar.update)
+    t_naive, t_floor = times[0], times[-1]
+    rows = ["| contender | time | vs naive | vs 3 matmuls | temp memory |", "|---" * 5 + "|"]
+    for (k, (exe, _)), t in zip(exes.items(), times, strict=True):
+        ratios = f"{t / t_naive:.2f}x | {t / t_floor:.2f}x"
+        rows.append(f"| {k} | {t:.2f} s | {ratios} | {mib(temp_bytes(exe))} |")
+    return rows
+
+
+def chunk_rows(n, d, v, chunks, reps, bar):
+    x, kernel, labels = data(n, d, v)
+    exes = [
+        compiled(grad_fn(functools.partial(fused, chunk_size=c)), x, kernel, labels)[0]
+        for c in chunks
+    ]
+    exes.append(compiled(grad_fn(naive), x, kernel, labels)[0])
+    times = interleaved_medians(
+        [functools.partial(e, x, kernel, labels) for e in exes], reps, bar.update
+    )
+    rows = [
+        "| chunk (tokens) | logits per chunk | time vs naive | temp / logits |",
+        "|---" * 4 + "|",
+    ]
+    for c, e, t in zip(chunks, exes, times, strict=False):
+        rows.append(
+            f"| {c} | {mib(c * v * 4)} | {t / times[-1]:.2f}x | {temp_bytes(e) / (n * v * 4):.3f} |"
+        )
+    return rows
+
+
+def scaling_rows(ns, vs, d, reps, bar):
+    rows = [
+        "| V | N | naive temp | fused temp | naive time | fused time | fused / naive |",
+        "|---" * 7 + "|",
+    ]
+    for v in vs:
+        for n in ns:
+            x, kernel, labels = data(n, d, v)
+            e_fused = compiled(grad_fn(fused), x, kernel, labels)[0]
+            e_naive = compiled(grad_fn(naive), x, kernel, labels)[0]
+            m_naive = temp_bytes(e_naive)
+            runs = [functools.partial(e_fused, x, kernel, labels)]
+            if m_naive <= MAX_RUN_BYTES:
+                runs.append(functools.partial(e_naive, x, kernel, labels))
+            times = interleaved_medians(runs, reps)
+            bar.update()
+            if len(times) == 2:
+                naive_t, ratio = f"{times[1]:.2f} s", f"**{times[0] / times[1]:.2f}x**"
+            else:
+                naive_t, ratio = f"not run: needs {mib(m_naive)}", "—"
+            rows.append(
+                f"| {v} | {n} | {mib(m_naive)} | {mib(temp_bytes(e_fused))} | {naive_t} "
+                f"| {times[0]:.2f} s | {ratio} |"
+            )
+            del x, kernel, labels
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="target shapes, 1 repetition")
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args()
+    reps = 1 if args.quick else args.reps
+    chunks = [32, 64, 128, 256, 512]
+    ns, vs = [1024, 4096, 16384], [8192, 32768, 131072]
+    total = reps + (0 if args.quick else reps + len(ns) * len(vs))
+    with tqdm(total=total, desc="linear CE") as bar:
+        out = [
+            "# Fused linear cross-entropy: memory and time",
+            "",
+            f"{jax.devices()[0].device_kind}, {platform.machine()}, jax {jax.__version__}, "
+            f"float32, `jax.jit(jax.value_and_grad(mean loss, argnums=(inputs, kernel)))`, "
+            f"medians of {reps} interleaved repetitions. Generated by `benchmarks/linear_ce.py`.",
+            "",
+            "## Compiled temporary memory",
+            "",
+            *memory_rows([(4096, 256, 32768), (4096, 512, 32768)]),
+            "",
+            "## Time at N=4096, D=512, V=32768",
+            "",
+            *speed_rows(4096, 512, 32768, reps, bar),
+        ]
+        if not args.quick:
+            out += [
+                "",
+                "## Chunk size (N=4096, D=512, V=32768)",
+                "",
+                *chunk_rows(4096, 512, 32768, chunks, reps, bar),
+                "",
+                "## Scaling (D=256, default chunk, 1 repetition each)",
+                "",
+                *scaling_rows(ns, vs, 256, 1, bar),
+            ]
+    text = "\n".join(out) + "\n"
+    if not args.quick:
+        OUT.parent.mkdir(exist_ok=True)
+        OUT.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

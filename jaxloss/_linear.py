@@ -1,0 +1,391 @@
+"""Linear layer + softmax cross-entropy, fused so that the logits never exist.
+
+The loss of token `i` needs only a few statistics of its logits row (its
+logsumexp, the target logit, the smoothing sum), and the gradient of the
+row is `softmax - target` times the token's cotangent. So the tokens are
+processed in chunks of `n`: each chunk's `[n, V]` logits are formed, used
+and dropped, and only the `[n, D]` input gradients and the `[D, V]` kernel
+gradient (accumulated) leave the chunk. Peak memory is one or two chunks of
+logits plus the gradients themselves, instead of the `[N, V]` logits and
+their `[N, V]` gradient.
+
+Two ways of doing the backward pass, both in this module:
+
+* A mean or sum over tokens has one scalar cotangent, and each token's
+  share of it (`1 / count`, or 1, or 0 if ignored) is known in the forward
+  pass. The gradients are then computed in the forward pass (as Liger
+  Kernel's FusedLinearCrossEntropy does) and scaled in the backward pass:
+  three matmuls in all, the floor of the unfused computation.
+* `reduction="none"` has a cotangent per token that only the backward pass
+  knows, so the backward pass recomputes each chunk's logits (as Cut
+  Cross-Entropy and MaxText's vocabulary tiling do): four matmuls.
+
+The cross-entropy of a chunk is `integer_ce` from the softmax module, the
+same function `softmax_cross_entropy_with_integer_labels` uses; its
+derivative with respect to the chunk's logits comes from `jax.vjp` of it,
+so every option (smoothing, z-loss, soft cap) has its gradient by
+construction.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ._common import (
+    INDEX,
+    Reduction,
+    as_float_array,
+    as_index_array,
+    as_mask,
+    broadcast_to,
+    check_ignore_index,
+    check_in_range,
+    check_non_negative,
+    check_reduction,
+    compute_dtype,
+    hyper,
+    is_static_zero,
+    value_checks,
+)
+from ._softmax import finish_integer, integer_ce, label_masks
+
+ArrayLike = jax.typing.ArrayLike
+
+# The default chunk: 2**22 logits (16 MiB in float32), and at least 128
+# tokens so that the matmuls stay efficient at large V. Chosen by measurement
+# (`benchmarks/linear_ce.py`, README "Fused linear cross-entropy").
+_CHUNK_LOGITS = 2**22
+_MIN_CHUNK = 128
+
+
+_FLAG = {"smoothing": "smoothing", "z_loss": "z_loss", "cap": "soft_cap"}
+
+
+class _Config(NamedTuple):
+    """The static facts of one call (the hashable, non-differentiable part)."""
+
+    chunk: int  # tokens per chunk
+    matmul_dtype: Any  # dtype the matmuls read: the inputs' (bf16 stays bf16)
+    dtype: Any  # dtype they accumulate in, and of the loss: float32 (float64 if given)
+    smoothing: bool  # label_smoothing may be non-zero
+    z_loss: bool  # z_loss may be non-zero
+    soft_cap: bool  # logit_soft_cap is set
+
+
+def _chunk_loss(cfg: _Config, u, bias, hyper, index):
+    """Per-token loss of one chunk from its pre-bias logits `u: [n, V]`."""
+    z = u if bias is None else u + bias[None, :]
+    if cfg.soft_cap:
+        c = hyper["cap"]
+        z = c * jnp.tanh(z / c)  # Gemma-2's soft cap
+    e = hyper["smoothing"] if cfg.smoothing else 0.0
+    zl = hyper["z_loss"] if cfg.z_loss else 0.0
+    return integer_ce(z, index, -1, e, zl)[0]
+
+
+def _matmul(cfg, a, b, dims):
+    """`a` times `b` contracted over `dims`: reads `cfg.matmul_dtype`,
+    accumulates and returns `cfg.dtype`."""
+    a, b = a.astype(cfg.matmul_dtype), b.astype(cfg.matmul_dtype)
+    return jax.lax.dot_general(a, b, (dims, ((), ())), preferred_element_type=cfg.dtype)
+
+
+def _logits(cfg, x, kernel):
+    return _matmul(cfg, x, kernel, ((1,), (0,)))  # [n, D] @ [D, V]
+
+
+def _chunk_grads(cfg, kernel, bias, hyper, carry, chunk):
+    """Loss of one chunk and the gradients for a per-token cotangent `ct`.
+
+    Returns the chunk's loss and input gradient; adds its kernel, bias and
+    hyperparameter gradients to `carry`.
+    """
+    x, index, ct = chunk
+    u = _logits(cfg, x, kernel)
+    loss, vjp = jax.vjp(lambda u, b, h: _chunk_loss(cfg, u, b, h, index), u, bias, hyper)
+    du, db, dh = vjp(ct.astype(loss.dtype))
+    dx = _matmul(cfg, du, kernel, ((1,), (1,)))  # [n, V] @ [V, D]
+    dk = _matmul(cfg, x, du, ((0,), (0,)))  # [D, n] @ [n, V]
+    acc_k, acc_b, acc_h = carry
+    acc_b = None if db is None else acc_b + db
+    acc_h = jax.tree.map(jnp.add, acc_h, dh)
+    return (acc_k + dk, acc_b, acc_h), (loss, dx)
+
+
+def _scan_grads(cfg, x, kernel, bias, hyper, index, ct):
+    """Every chunk's loss and gradients: `(loss, dx, dkernel, dbias, dhyper)`.
+
+    The gradients are in `cfg.dtype` (float32, or float64).
+    """
+    n, d = cfg.chunk, x.shape[-1]
+    carry = (
+        jnp.zeros(kernel.shape, cfg.dtype),
+        None if bias is None else jnp.zeros(bias.shape, cfg.dtype),
+        jax.tree.map(jnp.zeros_like, hyper),
+    )
+    chunks = (x.reshape(-1, n, d), index.reshape(-1, n), ct.reshape(-1, n))
+    step = functools.partial(_chunk_grads, cfg, kernel, bias, hyper)
+    (dk, db, dh), (loss, dx) = jax.lax.scan(step, carry, chunks)
+    return loss.reshape(-1), dx.reshape(-1, d), dk, db, dh
+
+
+def _scan_loss(cfg, x, kernel, bias, hyper, index):
+    """Every token's loss, one chunk of logits at a time."""
+    n, d = cfg.chunk, x.shape[-1]
+
+    def step(_, chunk):
+        xc, ic = chunk
+        return None, _chunk_loss(cfg, _logits(cfg, xc, kernel), bias, hyper, ic)
+
+    _, loss = jax.lax.scan(step, None, (x.reshape(-1, n, d), index.reshape(-1, n)))
+    return loss.reshape(-1)
+
+
+def _cast_grads(primals, grads):
+    """Each gradient in the dtype of its primal (None stays None)."""
+    pairs = zip(primals, grads, strict=True)
+    return tuple(None if g is None else g.astype(p.dtype) for p, g in pairs)
+
+
+# reduction="none": the cotangent is per token; the backward pass recomputes.
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _token_losses(cfg, x, kernel, bias, hyper, index):
+    return _scan_loss(cfg, x, kernel, bias, hyper, index)
+
+
+def _token_losses_fwd(cfg, x, kernel, bias, hyper, index):
+    return _scan_loss(cfg, x, kernel, bias, hyper, index), (x, kernel, bias, hyper, index)
+
+
+def _token_losses_bwd(cfg, res, ct):
+    x, kernel, bias, hyper, index = res
+    _, dx, dk, db, dh = _scan_grads(cfg, x, kernel, bias, hyper, index, ct)
+    return (*_cast_grads((x, kernel, bias), (dx, dk, db)), dh, None)
+
+
+_token_losses.defvjp(_token_losses_fwd, _token_losses_bwd)
+
+
+# "mean" / "sum": `sum_i share_i * loss_i` has one scalar cotangent, so the
+# gradients are computed in the forward pass and only scaled backwards.
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _weighted_sum(cfg, x, kernel, bias, hyper, index, share):
+    return jnp.sum(share * _scan_loss(cfg, x, kernel, bias, hyper, index))
+
+
+def _weighted_sum_fwd(cfg, x, kernel, bias, hyper, index, share):
+    loss, dx, dk, db, dh = _scan_grads(cfg, x, kernel, bias, hyper, index, share)
+    grads = (x, kernel, bias), (dx, dk, db), dh, loss
+    return jnp.sum(share * loss), grads
+
+
+def _weighted_sum_bwd(cfg, res, ct):
+    primals, grads, dh, loss = res
+    scaled = (None if g is None else ct * g for g in grads)
+    dh = jax.tree.map(lambda g: ct * g, dh)
+    return (*_cast_grads(primals, scaled), dh, None, ct * loss)
+
+
+_weighted_sum.defvjp(_weighted_sum_fwd, _weighted_sum_bwd)
+
+
+def _default_chunk(vocab: int) -> int:
+    return max(_MIN_CHUNK, _CHUNK_LOGITS // vocab)
+
+
+def _check_shapes(x, kernel, y, bias):
+    """Shapes: inputs `[..., D]`, kernel `[D, V]`, labels `[...]`, bias `[V]`."""
+    if x.ndim < 1 or kernel.ndim != 2 or x.shape[-1] != kernel.shape[0]:
+        raise ValueError(
+            f"`inputs` [..., D] and `kernel` [D, V] must share D; got inputs {x.shape} "
+            f"and kernel {kernel.shape}. For tied embeddings of shape [V, D] pass "
+            "`embedding.T`."
+        )
+    if y.shape != x.shape[:-1]:
+        raise ValueError(
+            f"`labels` has shape {y.shape} but `inputs` has shape {x.shape}; labels have "
+            f"the shape of `inputs` without its last axis, {x.shape[:-1]}."
+        )
+    if bias is not None and bias.shape != kernel.shape[1:]:
+        raise ValueError(
+            f"`bias` must have shape ({kernel.shape[1]},), one entry per column of "
+            f"`kernel` {kernel.shape}; got shape {bias.shape}."
+        )
+
+
+def _num_classes(bound) -> int:
+    return jnp.shape(bound.arguments["kernel"])[-1]
+
+
+@value_checks({"labels": INDEX}, _num_classes)
+def linear_softmax_cross_entropy(
+    inputs: ArrayLike,
+    kernel: ArrayLike,
+    labels: ArrayLike,
+    *,
+    bias: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: ArrayLike = 0.0,
+    z_loss: ArrayLike = 0.0,
+    logit_soft_cap: ArrayLike | None = None,
+    reduction: Reduction = "none",
+    where: ArrayLike | None = None,
+    chunk_size: int | None = None,
+) -> jax.Array:
+    """Cross-entropy of a linear layer's logits, without ever holding them.
+
+    Equals, in value and gradients::
+
+        z = inputs @ kernel + bias                 # [..., V] logits
+        z = c * tanh(z / c)                        # if logit_soft_cap=c (Gemma 2)
+        softmax_cross_entropy_with_integer_labels(z, labels, ...)
+
+    that is, per token, with ``lse = logsumexp(z)`` and ``e`` the smoothing::
+
+        loss = (1 - e) * (lse - z[y]) + e / V * sum_c (lse - z[c]) + z_loss * lse ** 2
+
+    for language-model heads and extreme classifiers with a large ``V``.
+
+    Memory model: the tokens are processed ``chunk_size`` at a time; each
+    chunk's ``[chunk_size, V]`` logits are formed, used for the loss and the
+    gradients, and dropped. Peak temporary memory of a jitted value-and-grad
+    is about ``D * V`` (the float32 kernel gradient being accumulated) plus
+    one or two chunks of logits, ``2 * chunk_size * V`` floats, instead of the
+    naive ``2 * N * V`` (logits and their gradient). At N=4096, D=256,
+    V=32768 that is 1/10.6 of the logits' ``N * V * 4`` bytes (naive: 2x);
+    see the README for the measurements.
+
+    Gradients for ``inputs``, ``kernel``, ``bias`` (and the traced
+    hyperparameters) come from a ``jax.custom_vjp``:
+
+    - ``reduction="mean"`` or ``"sum"``: the gradients are computed in the
+      forward pass and scaled by the cotangent in the backward pass (Liger
+      Kernel's approach): three matmuls, the same as the unfused loss, and
+      measured faster than it.
+    - ``reduction="none"``: the cotangent differs per token, so the backward
+      pass recomputes each chunk's logits (Cut Cross-Entropy's approach): four
+      matmuls, correct for any cotangent.
+
+    Both work under ``jax.jit``, ``jax.vmap`` and ``jax.checkpoint``; forward
+    mode (``jax.jvp``, ``jax.jacfwd``) is not available for a custom VJP. Use
+    ``softmax_cross_entropy_with_integer_labels`` on materialised logits where
+    those are needed.
+
+    Precision: half-precision ``inputs`` and ``kernel`` are multiplied as they
+    are with float32 accumulation; the loss is float32, each gradient has the
+    dtype of its input, and the chunk's logit gradients enter the two
+    backward matmuls in the input dtype (as the unfused half-precision
+    computation would).
+
+    Shape:
+      - inputs: ``[..., D]``.
+      - kernel: ``[D, V]`` (Flax ``nnx.Linear`` / ``Dense`` layout; pass
+        ``embedding.T`` for tied embeddings of shape ``[V, D]``).
+      - labels: ``[...]``, the shape of ``inputs`` without its last axis.
+      - bias: ``[V]``.
+      - where: ``[...]``, per token.
+      - output: ``[...]`` for ``reduction="none"``, else a scalar.
+
+    Args:
+      inputs: the features entering the output layer, floating dtype.
+      kernel: the output layer's weights.
+      labels: integer class indices in ``[0, V)``; a label outside that range
+        that is not ``ignore_index`` gives NaN (``checked`` raises instead).
+      bias: the output layer's bias, or None.
+      ignore_index: a label value whose tokens give 0 and leave the mean
+        (e.g. -100 for padding).
+      label_smoothing: ``e`` in [0, 1].
+      z_loss: coefficient of ``lse ** 2`` (PaLM uses 1e-4).
+      logit_soft_cap: ``c > 0``: logits become ``c * tanh(z / c)``; None for
+        no cap.
+      reduction: ``"none"``, ``"mean"`` (over kept tokens; 0 if none is
+        kept) or ``"sum"``.
+      where: per-token mask; masked tokens give 0, leave the mean and get
+        zero gradients whatever their inputs hold.
+      chunk_size: tokens per chunk. None picks ``max(128, 2**22 // V)``
+        tokens (a 16 MiB float32 chunk of logits; 128 tokens at V=32768),
+        chosen by the chunk-size sweep in ``benchmarks/linear_ce.py``.
+        Smaller chunks save memory, larger ones can be faster.
+
+    Returns:
+      The loss, float32 for half-precision inputs.
+
+    Raises:
+      TypeError: non-integer ``labels``, non-floating ``inputs``, ``kernel``
+        or ``bias``.
+      ValueError: ``inputs`` and ``kernel`` not sharing ``D``, ``labels`` not
+        of shape ``inputs.shape[:-1]``, ``bias`` not ``[V]``, bad
+        ``chunk_size``, ``reduction`` or hyperparameters.
+
+    References:
+      Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models"
+      (Cut Cross-Entropy), 2024; Hsu et al., "Liger Kernel: Efficient Triton
+      Kernels for LLM Training", 2024; Gemma Team, "Gemma 2", 2024 (soft cap).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import numpy as np
+      >>> import jaxloss
+      >>> x = jnp.array([[0.5, -1.0], [2.0, 0.3], [0.1, 0.1]])   # 3 tokens, D=2
+      >>> w = jnp.array([[1.0, -0.5, 0.2], [0.3, 0.8, -1.0]])    # V=3
+      >>> y = jnp.array([0, 2, -100])
+      >>> loss = jaxloss.linear_softmax_cross_entropy(
+      ...     x, w, y, ignore_index=-100, reduction="mean", chunk_size=2)
+      >>> naive = jaxloss.softmax_cross_entropy_with_integer_labels(
+      ...     x @ w, y, ignore_index=-100, reduction="mean")
+      >>> print(np.round(np.asarray(loss), 4), np.allclose(loss, naive))
+      1.7442 True
+    """
+    check_reduction(reduction)
+    check_in_range("label_smoothing", label_smoothing, 0.0, 1.0)
+    check_non_negative("z_loss", z_loss)
+    if logit_soft_cap is not None:
+        check_in_range("logit_soft_cap", logit_soft_cap, 1e-30, float("inf"))
+    check_ignore_index(ignore_index)
+    x = as_float_array("inputs", inputs)
+    kernel = as_float_array("kernel", kernel)
+    y = as_index_array("labels", labels)
+    b = None if bias is None else as_float_array("bias", bias)
+    _check_shapes(x, kernel, y, b)
+    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+        raise ValueError(f"`chunk_size` must be a positive int or None; got {chunk_size!r}.")
+
+    mask = None if where is None else broadcast_to("where", as_mask(where), y.shape, "labels")
+    num_tokens, (d, vocab) = y.size, kernel.shape
+    keep, bad = label_masks(y, vocab, ignore_index, mask)
+    dtype = compute_dtype(x, kernel, b)
+    cfg = _Config(
+        chunk=max(1, min(chunk_size or _default_chunk(vocab), num_tokens)),
+        matmul_dtype=jnp.promote_types(x.dtype, kernel.dtype),
+        dtype=dtype,
+        smoothing=not is_static_zero(label_smoothing),
+        z_loss=not is_static_zero(z_loss),
+        soft_cap=logit_soft_cap is not None,
+    )
+    given = {"smoothing": label_smoothing, "z_loss": z_loss, "cap": logit_soft_cap}
+    h = {k: hyper(v, dtype) for k, v in given.items() if getattr(cfg, _FLAG[k])}
+
+    # Flatten the tokens, zero the masked ones (whatever they hold, they give
+    # 0 and zero gradients) and pad to whole chunks with tokens of share 0.
+    pad = -num_tokens % cfg.chunk
+    x = x.reshape(num_tokens, d)
+    if mask is not None:
+        x = jnp.where(mask.reshape(-1, 1), x, 0)
+    x = jnp.pad(x, ((0, pad), (0, 0)))
+    index = jnp.pad(jnp.clip(y, 0, vocab - 1).reshape(-1), (0, pad))
+    b = None if b is None else b.astype(dtype)
+
+    if reduction == "none":
+        loss = _token_losses(cfg, x, kernel, b, h, index)[:num_tokens].reshape(y.shape)
+        return finish_integer(loss, y, vocab, ignore_index, mask, reduction)
+    share = jnp.ones(y.shape, dtype) if keep is None else keep.astype(dtype)
+    if reduction == "mean":  # 0 over nothing, as every loss here
+        count = jnp.sum(share)
+        share = share / jnp.where(count > 0, count, 1)
+    share = jnp.pad(share.reshape(-1), (0, pad))
+    total = _weighted_sum(cfg, x, kernel, b, h, index, share)
+    return jnp.where(jnp.any(bad), jnp.nan, total)

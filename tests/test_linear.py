@@ -1,0 +1,397 @@
+"""linear_softmax_cross_entropy: PyTorch's numbers, the naive composition,
+transformations, half precision and the memory bound.
+
+The naive composition is `softmax_cross_entropy_with_integer_labels(cap(x @ W
++ b), y)` (itself checked against PyTorch in test_fixtures.py), or optax's
+function where it has no options.
+"""
+
+import functools
+import json
+import pathlib
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxloss
+
+FIXTURES = pathlib.Path(__file__).parent / "data" / "linear" / "torch_linear.npz"
+N_SHAPE, D, V = (3, 13), 16, 50  # 39 tokens: no chunk size below divides them
+
+
+def _inputs(seed=0, dtype=jnp.float32, n_shape=N_SHAPE, d=D, v=V):
+    rng = np.random.default_rng(seed)
+    x = jnp.asarray(rng.normal(size=n_shape + (d,)), dtype)
+    kernel = jnp.asarray(rng.normal(size=(d, v)) * 0.5, dtype)
+    bias = jnp.asarray(rng.normal(size=(v,)), dtype)
+    labels = rng.integers(0, v, size=n_shape).astype(np.int32)
+    labels.reshape(-1)[::5] = -100
+    return x, kernel, bias, jnp.asarray(labels)
+
+
+def _cap(z, c):
+    return z if c is None else c * jnp.tanh(z / c)
+
+
+def fused(x, kernel, bias, labels, cot, **kw):
+    out = jaxloss.linear_softmax_cross_entropy(x, kernel, labels, bias=bias, **kw)
+    return jnp.sum(out * cot), out
+
+
+def naive(x, kernel, bias, labels, cot, logit_soft_cap=None, chunk_size=None, **kw):
+    z = jnp.matmul(x, kernel, preferred_element_type=jnp.float32)
+    if bias is not None:
+        z = z + jnp.broadcast_to(bias.astype(jnp.float32), z.shape)
+    z = _cap(z, logit_soft_cap)
+    out = jaxloss.softmax_cross_entropy_with_integer_labels(z, labels, **kw)
+    return jnp.sum(out * cot), out
+
+
+_STATIC = ("reduction", "ignore_index", "chunk_size")
+
+
+@functools.partial(jax.jit, static_argnames=("fn", *_STATIC))
+def value_and_grads(fn, x, kernel, bias, labels, cot, **kw):
+    """The loss and the gradients of sum(loss * cot) for inputs, kernel, bias."""
+    grad = jax.grad(fn, argnums=(0, 1, 2), has_aux=True)
+    (dx, dk, db), out = grad(x, kernel, bias, labels, cot, **kw)
+    return out, dx, dk, db
+
+
+def _cot(reduction, shape=N_SHAPE, seed=1):
+    if reduction != "none":
+        return jnp.float32(0.7)
+    return jnp.asarray(np.random.default_rng(seed).normal(size=shape), jnp.float32)
+
+
+def assert_same(got, want, rtol=1e-5, grad_rtol=1e-4):
+    chex.assert_trees_all_close(got[0], want[0], rtol=rtol, atol=1e-6)
+    for g, w in zip(got[1:], want[1:], strict=True):
+        chex.assert_trees_all_close(g, w, rtol=grad_rtol, atol=1e-5)
+
+
+# --------------------------------------------------------------------------
+# PyTorch.
+
+
+def _torch_cases():
+    with np.load(FIXTURES) as z:
+        arrays = {k: z[k] for k in z.files}
+    return [pytest.param(c, arrays, id=c["id"]) for c in json.loads(str(arrays["meta"]))]
+
+
+@pytest.mark.parametrize("case,arrays", _torch_cases())
+def test_matches_torch(case, arrays):
+    """Value and the gradients for inputs, kernel and bias equal PyTorch's
+    matmul + F.cross_entropy (float64), with z-loss and soft cap in torch."""
+    i = case["id"].split("-")[1]
+    opts = {k: v for k, v in case.items() if k not in ("id", "bias")}
+    bias = jnp.asarray(arrays["bias"]) if case.get("bias") else None
+    out, dx, dk, db = value_and_grads(
+        fused,
+        jnp.asarray(arrays["inputs"]),
+        jnp.asarray(arrays["kernel"]),
+        bias,
+        jnp.asarray(arrays[f"{i}/labels"]),
+        jnp.asarray(arrays[f"{i}/cot"]),
+        chunk_size=4,
+        **opts,
+    )
+    f32 = lambda k: arrays[f"{i}/{k}"].astype(np.float32)  # noqa: E731
+    chex.assert_trees_all_close(out, f32("expected"), rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close((dx, dk), (f32("dinputs"), f32("dkernel")), rtol=1e-4, atol=1e-5)
+    if bias is not None:
+        chex.assert_trees_all_close(db, f32("dbias"), rtol=1e-4, atol=1e-5)
+
+
+def test_torch_fixture_count():
+    assert len(_torch_cases()) == 21
+
+
+# --------------------------------------------------------------------------
+# The naive composition, for every option, reduction and chunk size.
+
+ALL = dict(ignore_index=-100, label_smoothing=0.1, z_loss=1e-3, logit_soft_cap=4.0)
+OPTIONS = [
+    {},
+    {"ignore_index": -100},
+    {"label_smoothing": 0.3},
+    {"z_loss": 1e-2},
+    {"logit_soft_cap": 2.0},
+    ALL,
+]
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("opts", OPTIONS, ids=lambda o: "+".join(o) or "plain")
+def test_matches_naive(opts, reduction):
+    x, kernel, bias, labels = _inputs()
+    if "ignore_index" not in opts:
+        labels = jnp.where(labels < 0, 3, labels)
+    cot = _cot(reduction)
+    kw = dict(opts, reduction=reduction)
+    want = value_and_grads(naive, x, kernel, bias, labels, cot, **kw)
+    assert_same(value_and_grads(fused, x, kernel, bias, labels, cot, chunk_size=7, **kw), want)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+@pytest.mark.parametrize("chunk", [1, 16, 39, 64])
+def test_chunk_sizes(chunk, reduction):
+    """39 tokens: chunks of one, uneven chunks, exactly all, more than all."""
+    x, kernel, _, labels = _inputs()
+    cot = _cot(reduction)
+    kw = dict(ALL, reduction=reduction)
+    want = value_and_grads(naive, x, kernel, None, labels, cot, **kw)
+    assert_same(value_and_grads(fused, x, kernel, None, labels, cot, chunk_size=chunk, **kw), want)
+
+
+def test_plain_equals_optax():
+    x, kernel, _, labels = _inputs()
+    labels = jnp.where(labels < 0, 0, labels)
+    out = jax.jit(jaxloss.linear_softmax_cross_entropy)(x, kernel, labels)
+    chex.assert_trees_all_close(
+        out, optax.losses.softmax_cross_entropy_with_integer_labels(x @ kernel, labels), rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_where_mask(reduction):
+    """Masked tokens give 0 and no gradient, even where their inputs are NaN."""
+    x, kernel, bias, labels = _inputs()
+    mask = jnp.asarray(np.random.default_rng(3).uniform(size=N_SHAPE) > 0.4)
+    poisoned = jnp.where(mask[..., None], x, jnp.nan)
+    cot = _cot(reduction)
+    kw = dict(ALL, reduction=reduction, where=mask)
+    want = value_and_grads(naive, x, kernel, bias, labels, cot, **kw)
+    got = value_and_grads(fused, poisoned, kernel, bias, labels, cot, chunk_size=8, **kw)
+    chex.assert_tree_all_finite(got)
+    assert_same(got, want)
+
+
+def test_traced_hyperparameters():
+    """label_smoothing, z_loss and the cap may be traced (and are differentiated)."""
+    x, kernel, bias, labels = _inputs()
+
+    def loss(fn, h):
+        kw = dict(label_smoothing=h[0], z_loss=h[1], logit_soft_cap=h[2], reduction="mean")
+        return fn(x, kernel, bias, labels, 1.0, ignore_index=-100, **kw)[0]
+
+    h = jnp.array([0.2, 1e-2, 3.0])
+    got = jax.jit(jax.value_and_grad(functools.partial(loss, fused)))(h)
+    want = jax.jit(jax.value_and_grad(functools.partial(loss, naive)))(h)
+    chex.assert_trees_all_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+# --------------------------------------------------------------------------
+# Ignored tokens and bad labels.
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_a_chunk_of_ignored_tokens(reduction):
+    """Every token of one chunk ignored: that chunk contributes nothing."""
+    x, kernel, bias, labels = _inputs()
+    labels = labels.reshape(-1).at[8:16].set(-100).reshape(N_SHAPE)
+    cot = _cot(reduction)
+    kw = dict(ALL, reduction=reduction)
+    want = value_and_grads(naive, x, kernel, bias, labels, cot, **kw)
+    assert_same(value_and_grads(fused, x, kernel, bias, labels, cot, chunk_size=8, **kw), want)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_all_tokens_ignored(reduction):
+    """Loss 0 and zero gradients (PyTorch's mean would be NaN)."""
+    x, kernel, bias, _ = _inputs()
+    labels = jnp.full(N_SHAPE, -100, jnp.int32)
+    out, *grads = value_and_grads(
+        fused,
+        x,
+        kernel,
+        bias,
+        labels,
+        _cot(reduction),
+        chunk_size=8,
+        **dict(ALL, reduction=reduction),
+    )
+    chex.assert_trees_all_equal(out, jnp.zeros_like(out))
+    chex.assert_trees_all_equal(grads, jax.tree.map(jnp.zeros_like, grads))
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_out_of_range_label_is_nan(reduction):
+    x, kernel, _, labels = _inputs()
+    labels = labels.at[0, 1].set(V)
+    out = jax.jit(
+        functools.partial(
+            jaxloss.linear_softmax_cross_entropy, reduction=reduction, ignore_index=-100
+        )
+    )(x, kernel, labels)
+    assert np.isnan(np.asarray(out)).sum() == (1 if reduction == "none" else 1)
+    if reduction == "none":
+        assert np.isnan(out[0, 1]) and np.isfinite(np.delete(np.asarray(out).ravel(), 1)).all()
+
+
+def test_checked_names_the_labels():
+    x, kernel, _, labels = _inputs()
+    fn = jaxloss.checked(jaxloss.linear_softmax_cross_entropy)
+    with pytest.raises(ValueError, match=r"`labels` must be a class index in \[0, 50\) or -100"):
+        fn(x, kernel, labels.at[0, 0].set(77), ignore_index=-100)
+
+
+# --------------------------------------------------------------------------
+# Transformations.
+
+
+def test_vmap_over_a_batch_axis():
+    """vmap of the loss and of its gradients equals the batched computation."""
+    x, kernel, bias, labels = _inputs()
+
+    def per_row(xr, yr):  # one row of tokens: value and gradients
+        f = lambda xr, k, b: jaxloss.linear_softmax_cross_entropy(  # noqa: E731
+            xr, k, yr, bias=b, reduction="mean", chunk_size=4, ignore_index=-100
+        )
+        return jax.value_and_grad(f, argnums=(0, 1, 2))(xr, kernel, bias)
+
+    got = jax.jit(jax.vmap(per_row))(x, labels)
+    want = [jax.jit(per_row)(x[i], labels[i]) for i in range(N_SHAPE[0])]
+    want = jax.tree.map(lambda *a: jnp.stack(a), *want)
+    chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-6)
+
+    # And "none": vmap over the leading axis equals the [3, 13] call.
+    none = lambda xr, yr: jaxloss.linear_softmax_cross_entropy(  # noqa: E731
+        xr, kernel, yr, chunk_size=5, ignore_index=-100
+    )
+    chex.assert_trees_all_close(
+        jax.jit(jax.vmap(none))(x, labels), jax.jit(none)(x, labels), rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_checkpoint(reduction):
+    x, kernel, bias, labels = _inputs()
+    cot = _cot(reduction)
+    kw = dict(ALL, reduction=reduction, chunk_size=8)
+    plain = value_and_grads(fused, x, kernel, bias, labels, cot, **kw)
+    remat = jax.checkpoint(functools.partial(fused, **kw))
+    got = jax.jit(jax.grad(lambda *a: remat(*a)[0], argnums=(0, 1, 2)))(
+        x, kernel, bias, labels, cot
+    )
+    chex.assert_trees_all_close(got, plain[1:], rtol=1e-6, atol=1e-7)
+
+
+def test_no_retrace():
+    x, kernel, _, labels = _inputs()
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def f(x, kernel, labels, e):
+        return jaxloss.linear_softmax_cross_entropy(x, kernel, labels, label_smoothing=e)
+
+    chex.clear_trace_counter()
+    for e in (0.1, 0.2, 0.3):
+        f(x, kernel, labels, jnp.float32(e))
+
+
+# --------------------------------------------------------------------------
+# Half precision.
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_half_precision(dtype, reduction):
+    """float32 loss equal to float32 on the rounded inputs; gradients in the
+    input dtypes, finite, equal to bf16/fp16 rounding."""
+    x, kernel, bias, labels = _inputs(dtype=dtype)
+    cot = _cot(reduction)
+    kw = dict(ALL, reduction=reduction, chunk_size=8)
+    out, dx, dk, db = value_and_grads(fused, x, kernel, bias, labels, cot, **kw)
+    assert out.dtype == jnp.float32
+    assert (dx.dtype, dk.dtype, db.dtype) == (dtype, dtype, dtype)
+    chex.assert_tree_all_finite((out, dx, dk, db))
+    up = [a.astype(jnp.float32) for a in (x, kernel, bias)]
+    want = value_and_grads(naive, *up, labels, cot, **kw)
+    chex.assert_trees_all_close(out, want[0], rtol=1e-5, atol=1e-6)
+    got = [g.astype(jnp.float32) for g in (dx, dk, db)]
+    # The chunk's logit gradients enter the two backward matmuls in `dtype`.
+    chex.assert_trees_all_close(got, list(want[1:]), rtol=2e-2, atol=2e-2)
+
+
+def test_half_precision_large_values_stay_finite():
+    x, kernel, bias, labels = _inputs(dtype=jnp.bfloat16)
+    x = x * 300  # logits of order 1e4: exp would overflow without the max
+    out = value_and_grads(
+        fused, x, kernel, bias, labels, 1.0, chunk_size=8, **dict(ALL, reduction="mean")
+    )
+    chex.assert_tree_all_finite(out)
+
+
+# --------------------------------------------------------------------------
+# Memory: never the [N, V] logits. Compiled memory analysis is deterministic.
+
+
+def _temp_bytes(fn, n, d, v, dtype=jnp.float32):
+    x = jax.ShapeDtypeStruct((n, d), dtype)
+    kernel = jax.ShapeDtypeStruct((d, v), dtype)
+    labels = jax.ShapeDtypeStruct((n,), jnp.int32)
+    compiled = jax.jit(jax.value_and_grad(fn, argnums=(0, 1))).lower(x, kernel, labels).compile()
+    return compiled.memory_analysis().temp_size_in_bytes
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_temp_memory_is_a_fraction_of_the_logits(reduction):
+    n, d, v = 2048, 64, 16384
+    logits = n * v * 4
+
+    def fused_loss(x, kernel, labels):
+        out = jaxloss.linear_softmax_cross_entropy(x, kernel, labels, reduction=reduction)
+        return jnp.mean(out)
+
+    def naive_loss(x, kernel, labels):
+        return jnp.mean(optax.losses.softmax_cross_entropy_with_integer_labels(x @ kernel, labels))
+
+    assert _temp_bytes(naive_loss, n, d, v) >= logits  # the measure sees the logits
+    # The default chunk (256 tokens here) holds 1/8 of the logits; the f32
+    # kernel gradient is 1/32; the rest are small.
+    assert _temp_bytes(fused_loss, n, d, v) <= logits / 4
+    small = functools.partial(
+        jaxloss.linear_softmax_cross_entropy, reduction=reduction, chunk_size=32
+    )
+    assert _temp_bytes(lambda *a: jnp.mean(small(*a)), n, d, v) <= logits / 16
+
+
+# --------------------------------------------------------------------------
+# Errors name the argument and the shapes.
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        (dict(kernel=jnp.zeros((5, V))), r"share D; got inputs \(3, 13, 16\) and kernel \(5, 50\)"),
+        (dict(labels=jnp.zeros((3, 12), jnp.int32)), r"`labels` has shape \(3, 12\)"),
+        (dict(bias=jnp.zeros((V + 1,))), r"`bias` must have shape \(50,\)"),
+        (dict(chunk_size=0), r"`chunk_size` must be a positive int"),
+        (dict(label_smoothing=1.5), r"`label_smoothing` must lie in \[0, 1\]"),
+        (dict(z_loss=-1.0), r"`z_loss` must be non-negative"),
+        (dict(logit_soft_cap=0.0), r"`logit_soft_cap` must"),
+        (dict(reduction="avg"), r"`reduction` must be one of"),
+        (dict(where=jnp.ones((3, 13, 50), bool)), r"`where` has shape \(3, 13, 50\)"),
+    ],
+)
+def test_errors(change, match):
+    x, kernel, bias, labels = _inputs()
+    kw = dict(inputs=x, kernel=kernel, labels=labels)
+    kw.update(change)
+    args = [kw.pop(k) for k in ("inputs", "kernel", "labels")]
+    with pytest.raises(ValueError, match=match):
+        jaxloss.linear_softmax_cross_entropy(*args, **kw)
+
+
+def test_type_errors():
+    x, kernel, _, labels = _inputs()
+    with pytest.raises(TypeError, match="`labels` must hold integer class indices"):
+        jaxloss.linear_softmax_cross_entropy(x, kernel, labels.astype(jnp.float32))
+    with pytest.raises(TypeError, match="`kernel` must have a floating-point dtype"):
+        jaxloss.linear_softmax_cross_entropy(x, kernel.astype(jnp.int32), labels)
