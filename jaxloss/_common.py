@@ -133,7 +133,7 @@ def as_mask(where: ArrayLike) -> jax.Array:
 # Precision.
 
 
-def compute_dtype(*arrays: jax.Array) -> Any:
+def compute_dtype(*arrays: jax.Array | None) -> Any:
     """float64 if any input is float64 (x64 enabled), else float32.
 
     Half-precision inputs are computed in float32; AD casts each gradient back

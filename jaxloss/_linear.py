@@ -62,9 +62,6 @@ _CHUNK_LOGITS = 2**22
 _MIN_CHUNK = 128
 
 
-_FLAG = {"smoothing": "smoothing", "z_loss": "z_loss", "cap": "soft_cap"}
-
-
 class _Config(NamedTuple):
     """The static facts of one call (the hashable, non-differentiable part)."""
 
@@ -366,8 +363,13 @@ def linear_softmax_cross_entropy(
         z_loss=not is_static_zero(z_loss),
         soft_cap=logit_soft_cap is not None,
     )
-    given = {"smoothing": label_smoothing, "z_loss": z_loss, "cap": logit_soft_cap}
-    h = {k: hyper(v, dtype) for k, v in given.items() if getattr(cfg, _FLAG[k])}
+    h = {}  # the traced hyperparameters in use, differentiated like the inputs
+    if cfg.smoothing:
+        h["smoothing"] = hyper(label_smoothing, dtype)
+    if cfg.z_loss:
+        h["z_loss"] = hyper(z_loss, dtype)
+    if logit_soft_cap is not None:
+        h["cap"] = hyper(logit_soft_cap, dtype)
 
     # Flatten the tokens, zero the masked ones (whatever they hold, they give
     # 0 and zero gradients) and pad to whole chunks with tokens of share 0.
