@@ -113,33 +113,46 @@ def _chunk_grads(cfg, kernel, bias, hyper, carry, chunk):
     return (acc_k + dk, acc_b, acc_h), (loss, dx)
 
 
+def _chunks(a, n):
+    """`[N, ...]` -> `[N / n, n, ...]` with chunk `t` holding tokens `t, t + N/n, ...`.
+
+    Strided rather than contiguous chunks: when the tokens are sharded over
+    devices (data parallelism), each chunk is then sharded the same way and
+    every device works on its own tokens in every step of the scan.
+    """
+    return jnp.swapaxes(a.reshape(n, -1, *a.shape[1:]), 0, 1)
+
+
+def _unchunk(a):
+    """The inverse of `_chunks`."""
+    return jnp.swapaxes(a, 0, 1).reshape(-1, *a.shape[2:])
+
+
 def _scan_grads(cfg, x, kernel, bias, hyper, index, ct):
     """Every chunk's loss and gradients: `(loss, dx, dkernel, dbias, dhyper)`.
 
     The gradients are in `cfg.dtype` (float32, or float64).
     """
-    n, d = cfg.chunk, x.shape[-1]
     carry = (
         jnp.zeros(kernel.shape, cfg.dtype),
         None if bias is None else jnp.zeros(bias.shape, cfg.dtype),
         jax.tree.map(jnp.zeros_like, hyper),
     )
-    chunks = (x.reshape(-1, n, d), index.reshape(-1, n), ct.reshape(-1, n))
+    chunks = tuple(_chunks(a, cfg.chunk) for a in (x, index, ct))
     step = functools.partial(_chunk_grads, cfg, kernel, bias, hyper)
     (dk, db, dh), (loss, dx) = jax.lax.scan(step, carry, chunks)
-    return loss.reshape(-1), dx.reshape(-1, d), dk, db, dh
+    return _unchunk(loss), _unchunk(dx), dk, db, dh
 
 
 def _scan_loss(cfg, x, kernel, bias, hyper, index):
     """Every token's loss, one chunk of logits at a time."""
-    n, d = cfg.chunk, x.shape[-1]
 
     def step(_, chunk):
         xc, ic = chunk
         return None, _chunk_loss(cfg, _logits(cfg, xc, kernel), bias, hyper, ic)
 
-    _, loss = jax.lax.scan(step, None, (x.reshape(-1, n, d), index.reshape(-1, n)))
-    return loss.reshape(-1)
+    _, loss = jax.lax.scan(step, None, (_chunks(x, cfg.chunk), _chunks(index, cfg.chunk)))
+    return _unchunk(loss)
 
 
 def _cast_grads(primals, grads):

@@ -1,0 +1,291 @@
+"""Every jaxloss loss against optax (or a naive jnp formula) and a copy pass.
+
+    python benchmarks/run.py            # all cases, float32 and bfloat16 (~15 min on 2 cores)
+    python benchmarks/run.py --quick    # float32, one shape per family, 1 repetition
+
+Measures `jax.jit(jax.value_and_grad(mean loss))` with respect to the first
+argument: the median time of interleaved repetitions (each contender runs
+once untimed right before each timed call), its ratio to the baseline of the
+same run, its ratio to a copy pass over the same array (`z * 1.0 + 0.0`,
+one read and one write: the memory-bandwidth reference), the compiled
+temporary memory and the trace + compile time. PyTorch CPU is an optional
+column when `torch` is installed. Writes benchmarks/results/losses.md and
+docs/img/benchmark_losses.png (shown by the README and the docs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import pathlib
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+import matplotlib
+import numpy as np
+import optax
+from _measure import compiled, interleaved_medians, mib, temp_bytes
+from tqdm import tqdm
+
+import jaxloss
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+RESULTS = pathlib.Path(__file__).parent / "results"
+PLOT = pathlib.Path(__file__).parent.parent / "docs" / "img" / "benchmark_losses.png"
+
+try:  # optional column
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(2)
+except ImportError:  # pragma: no cover
+    torch = None
+
+
+# --------------------------------------------------------------------------
+# Baselines where optax has no function of the same name: the textbook jnp
+# formula a user would write.
+
+
+def naive_bce(p, y):
+    return -(y * jnp.maximum(jnp.log(p), -100) + (1 - y) * jnp.maximum(jnp.log1p(-p), -100))
+
+
+def naive_binary_focal(p, y, gamma=2.0):
+    p_t = y * p + (1 - y) * (1 - p)
+    return (1 - p_t) ** gamma * naive_bce(p, y)
+
+
+def naive_categorical(p, y):
+    return -jnp.sum(y * jnp.log(jnp.clip(p, 1e-7, 1.0)), -1)
+
+
+def naive_softmax_focal(x, y, gamma=2.0):
+    log_p = jax.nn.log_softmax(x, -1)
+    return -jnp.sum(y * (1 - jnp.exp(log_p)) ** gamma * log_p, -1)
+
+
+def naive_softmax_focal_int(x, y, gamma=2.0):
+    log_p = jnp.take_along_axis(jax.nn.log_softmax(x, -1), y[:, None], -1)[:, 0]
+    return -((1 - jnp.exp(log_p)) ** gamma) * log_p
+
+
+# --------------------------------------------------------------------------
+# Inputs.
+
+
+def make(kind, shape, dtype, seed=0):
+    k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
+    z = (jax.random.normal(k1, shape, jnp.float32) * 2).astype(dtype)
+    n, c = shape
+    if kind == "probs":  # binary probabilities, labels in [0, 1]
+        return jax.nn.sigmoid(z), jax.random.bernoulli(k2, 0.3, shape).astype(dtype)
+    if kind == "logits":
+        return z, jax.random.bernoulli(k2, 0.3, shape).astype(dtype)
+    if kind == "int":
+        return z, jax.random.randint(k3, (n,), 0, c)
+    t = jax.nn.softmax(jax.random.normal(k2, shape) * 3, -1).astype(dtype)
+    if kind == "dist":
+        return z, t
+    return jax.nn.softmax(z.astype(jnp.float32), -1).astype(dtype), t  # "simplex"
+
+
+OX = optax.losses
+WEIGHTS = "per-class vector"  # replaced by a [C] array of weights
+SPECS = [  # jaxloss function, options, baseline, input kind, family
+    ("binary_cross_entropy", {}, naive_bce, "probs", "binary"),
+    ("sigmoid_binary_cross_entropy", {}, OX.sigmoid_binary_cross_entropy, "logits", "binary"),
+    (
+        "sigmoid_binary_cross_entropy",
+        {"pos_weight": WEIGHTS, "label_smoothing": 0.1},
+        OX.sigmoid_binary_cross_entropy,
+        "logits",
+        "binary",
+    ),
+    ("binary_focal_loss", {}, naive_binary_focal, "probs", "binary"),
+    ("sigmoid_focal_loss", {}, OX.sigmoid_focal_loss, "logits", "binary"),
+    ("softmax_cross_entropy", {}, OX.softmax_cross_entropy, "dist", "softmax"),
+    (
+        "softmax_cross_entropy_with_integer_labels",
+        {},
+        OX.softmax_cross_entropy_with_integer_labels,
+        "int",
+        "softmax",
+    ),
+    (
+        "softmax_cross_entropy_with_integer_labels",
+        {"class_weight": WEIGHTS, "ignore_index": 0, "label_smoothing": 0.1},
+        OX.softmax_cross_entropy_with_integer_labels,
+        "int",
+        "options",
+    ),
+    ("categorical_cross_entropy", {}, naive_categorical, "simplex", "softmax"),
+    ("softmax_focal_loss", {}, naive_softmax_focal, "dist", "softmax"),
+    ("softmax_focal_loss_with_integer_labels", {}, naive_softmax_focal_int, "int", "softmax"),
+]
+
+
+def cases(quick):
+    """(name, jaxloss fn, baseline name, baseline fn, input kind, shapes, options)."""
+    big, small, binary = (4096, 32768), (65536, 10), (8192, 4096)
+    shapes = {"binary": [binary], "softmax": [big] if quick else [big, small], "options": [big]}
+    out = []
+    for name, opts, base, kind, family in SPECS:
+        base_name = "optax" if base.__module__.startswith("optax") else "naive jnp"
+        if opts:
+            name += " " + " ".join("+" + k for k in opts)
+            base_name += " (plain)"
+        out.append(
+            (name, getattr(jaxloss, name.split()[0]), base_name, base, kind, shapes[family], opts)
+        )
+    return out
+
+
+def torch_fn(name, opts):
+    """The PyTorch CPU equivalent (forward + backward of the mean), or None."""
+    if torch is None:
+        return None
+    plain = not opts
+    table = {
+        "binary_cross_entropy": lambda x, y: F.binary_cross_entropy(x, y),
+        "sigmoid_binary_cross_entropy": lambda x, y: F.binary_cross_entropy_with_logits(x, y),
+        "softmax_cross_entropy": lambda x, y: F.cross_entropy(x, y),
+        "softmax_cross_entropy_with_integer_labels": lambda x, y: F.cross_entropy(x, y),
+    }
+    base = name.split(" ")[0]
+    return table.get(base) if plain else None
+
+
+def time_torch(fn, x, y, reps):
+    xt = torch.from_numpy(np.asarray(x.astype(jnp.float32))).to(
+        torch.bfloat16 if x.dtype == jnp.bfloat16 else torch.float32
+    )
+    yt = torch.from_numpy(np.asarray(y.astype(jnp.float32) if y.dtype != jnp.int32 else y))
+    if y.dtype == jnp.int32:
+        yt = yt.long()
+    else:
+        yt = yt.to(xt.dtype)
+    xt.requires_grad_(True)
+    times = []
+    for _ in range(reps + 1):
+        start = time.perf_counter()
+        fn(xt, yt).backward()
+        times.append(time.perf_counter() - start)
+        xt.grad = None
+    return float(np.median(times[1:]))
+
+
+def run_case(name, fn, base_name, base, kind, shape, dtype, opts, reps):
+    x, y = make(kind, shape, dtype)
+    c = shape[-1]
+    kw = {k: (jnp.linspace(0.5, 2.0, c) if v == WEIGHTS else v) for k, v in opts.items()}
+
+    def ours(x):
+        return fn(x, y, reduction="mean", **kw)
+
+    def theirs(x):
+        return jnp.mean(base(x, y))
+
+    def copy(x):
+        return x * 1.0 + 0.0
+
+    exe_ours, t_compile = compiled(jax.value_and_grad(ours), x)
+    exe_base, _ = compiled(jax.value_and_grad(theirs), x)
+    exe_copy, _ = compiled(copy, x)
+    runs = [functools.partial(e, x) for e in (exe_ours, exe_base, exe_copy)]
+    t_ours, t_base, t_copy = interleaved_medians(runs, reps)
+    tf = torch_fn(name, opts)
+    t_torch = time_torch(tf, x, y, reps) if tf is not None else None
+    return {
+        "loss": name,
+        "shape": "x".join(map(str, shape)),
+        "dtype": jnp.dtype(dtype).name,
+        "baseline": base_name,
+        "t_ours": t_ours,
+        "t_base": t_base,
+        "t_copy": t_copy,
+        "t_torch": t_torch,
+        "mem_ours": temp_bytes(exe_ours),
+        "mem_base": temp_bytes(exe_base),
+        "compile": t_compile,
+    }
+
+
+def target(r):
+    """The issue's target for this row, and whether it holds."""
+    if "+" in r["loss"]:
+        return "<= 1.1x plain optax", r["t_ours"] / r["t_base"] <= 1.1
+    if r["baseline"] == "optax":
+        return "<= 1.0x optax", r["t_ours"] / r["t_base"] <= 1.0
+    return "", True
+
+
+def markdown(rows, reps):
+    lines = [
+        "# Loss benchmarks: jaxloss vs optax / naive jnp",
+        "",
+        f"{jax.devices()[0].device_kind}, {platform.machine()}, jax {jax.__version__}, "
+        f"optax {optax.__version__}; forward + backward of the mean "
+        f"(`jax.jit(jax.value_and_grad(...))`), medians of {reps} interleaved repetitions. "
+        "Ratios are within one run. `vs copy` is the time over a copy pass (`z * 1.0 + 0.0`) "
+        "of the same array. Generated by `benchmarks/run.py`.",
+        "",
+        "| loss | shape | dtype | jaxloss | baseline | vs baseline | vs copy "
+        "| temp memory (jaxloss / baseline) | compile | PyTorch CPU | target |",
+        "|---" * 11 + "|",
+    ]
+    for r in rows:
+        goal, ok = target(r)
+        mark = "" if not goal else (f"{goal}: met" if ok else f"{goal}: **missed**")
+        torch_t = "" if r["t_torch"] is None else f"{r['t_torch'] * 1e3:.0f} ms"
+        lines.append(
+            f"| {r['loss']} | {r['shape']} | {r['dtype']} | {r['t_ours'] * 1e3:.0f} ms "
+            f"| {r['baseline']} {r['t_base'] * 1e3:.0f} ms | **{r['t_ours'] / r['t_base']:.2f}x** "
+            f"| {r['t_ours'] / r['t_copy']:.2f}x | {mib(r['mem_ours'])} / {mib(r['mem_base'])} "
+            f"| {r['compile']:.2f} s | {torch_t} | {mark} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows, path):
+    fig, ax = plt.subplots(figsize=(10, 0.35 * len(rows) + 1.5))
+    labels = [f"{r['loss']} {r['shape']} {r['dtype']}" for r in rows]
+    ratios = [r["t_ours"] / r["t_base"] for r in rows]
+    colors = ["tab:blue" if r["dtype"] == "float32" else "tab:orange" for r in rows]
+    ax.barh(range(len(rows)), ratios, color=colors)
+    ax.axvline(1.0, color="k", lw=1)
+    ax.set_yticks(range(len(rows)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set(xlabel="time / baseline (optax or naive jnp); blue float32, orange bfloat16")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--reps", type=int, default=5)
+    args = parser.parse_args()
+    reps = 1 if args.quick else args.reps
+    dtypes = [jnp.float32] if args.quick else [jnp.float32, jnp.bfloat16]
+    todo = [
+        (name, fn, bn, b, kind, shape, dtype, opts)
+        for dtype in dtypes
+        for name, fn, bn, b, kind, shapes, opts in cases(args.quick)
+        for shape in shapes
+    ]
+    rows = [run_case(*case, reps) for case in tqdm(todo, desc="losses", unit="case")]
+    text = markdown(rows, reps)
+    print(text)
+    if not args.quick:
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "losses.md").write_text(text)
+        plot(rows, PLOT)
+
+
+if __name__ == "__main__":
+    main()
