@@ -163,9 +163,9 @@ def scaling_rows(ns, vs, d, reps, bar):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="target shapes, 1 repetition")
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=None, help="default 3 (1 with --quick)")
     args = parser.parse_args()
-    reps = 1 if args.quick else args.reps
+    reps = args.reps or (1 if args.quick else 3)
     chunks = [32, 64, 128, 256, 512]
     ns, vs = [1024, 4096, 16384], [8192, 32768, 131072]
     total = reps + (0 if args.quick else 2 + len(ns) * len(vs))

@@ -184,19 +184,28 @@ def run_case(name, fn, base_name, base, kind, shape, dtype, opts, reps):
     c = shape[-1]
     kw = {k: (jnp.linspace(0.5, 2.0, c) if v == WEIGHTS else v) for k, v in opts.items()}
 
-    def ours(x):
-        return fn(x, y, reduction="mean", **kw)
+    # Labels and weights are arguments, never constants folded into the program;
+    # integer options (ignore_index) are static.
+    static = {k: v for k, v in kw.items() if isinstance(v, int)}
+    kw = {k: v for k, v in kw.items() if k not in static}
 
-    def theirs(x):
+    def ours(x, y, kw):
+        return fn(x, y, reduction="mean", **kw, **static)
+
+    def theirs(x, y, kw):
         return jnp.mean(base(x, y))
 
     def copy(x):
         return x * 1.0 + 0.0
 
-    exe_ours, t_compile = compiled(jax.value_and_grad(ours), x)
-    exe_base, _ = compiled(jax.value_and_grad(theirs), x)
+    exe_ours, t_compile = compiled(jax.value_and_grad(ours), x, y, kw)
+    exe_base, _ = compiled(jax.value_and_grad(theirs), x, y, {})
     exe_copy, _ = compiled(copy, x)
-    runs = [functools.partial(e, x) for e in (exe_ours, exe_base, exe_copy)]
+    runs = [
+        functools.partial(exe_ours, x, y, kw),
+        functools.partial(exe_base, x, y, {}),
+        functools.partial(exe_copy, x),
+    ]
     t_ours, t_base, t_copy = interleaved_medians(runs, reps)
     tf = torch_fn(name, opts)
     t_torch = time_torch(tf, x, y, reps) if tf is not None else None
