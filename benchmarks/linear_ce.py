@@ -197,9 +197,8 @@ def main():
                 *scaling_rows(ns, vs, 128, 1, bar),
             ]
     text = "\n".join(out) + "\n"
-    if not args.quick:
-        OUT.parent.mkdir(exist_ok=True)
-        OUT.write_text(text)
+    OUT.parent.mkdir(exist_ok=True)
+    (OUT.with_name("linear_ce_quick.md") if args.quick else OUT).write_text(text)
     print(text)
 
 

@@ -126,7 +126,9 @@ OPTIONS = [
 ]
 
 
-@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+# "sum" shares the "mean" path (one scalar cotangent); the PyTorch fixtures
+# cover it for every option.
+@pytest.mark.parametrize("reduction", ["none", "mean"])
 @pytest.mark.parametrize("opts", OPTIONS, ids=lambda o: "+".join(o) or "plain")
 def test_matches_naive(opts, reduction):
     x, kernel, bias, labels = _inputs()
@@ -139,9 +141,9 @@ def test_matches_naive(opts, reduction):
 
 
 @pytest.mark.parametrize("reduction", ["none", "mean"])
-@pytest.mark.parametrize("chunk", [1, 16, 39, 64])
+@pytest.mark.parametrize("chunk", [1, 16, 64])
 def test_chunk_sizes(chunk, reduction):
-    """39 tokens: chunks of one, uneven chunks, exactly all, more than all."""
+    """39 tokens: chunks of one, uneven chunks, more than all (7 in test_matches_naive)."""
     x, kernel, _, labels = _inputs()
     cot = _cot(reduction)
     kw = dict(ALL, reduction=reduction)
