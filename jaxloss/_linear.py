@@ -266,7 +266,7 @@ def linear_softmax_cross_entropy(
     is about ``D * V`` (the float32 kernel gradient being accumulated) plus
     one or two chunks of logits, ``2 * chunk_size * V`` floats, instead of the
     naive ``2 * N * V`` (logits and their gradient). At N=4096, D=256,
-    V=32768 that is 1/10.6 of the logits' ``N * V * 4`` bytes (naive: 2x);
+    V=32768 that is 1/9.1 of the logits' ``N * V * 4`` bytes (naive: 2x);
     see the README for the measurements.
 
     Gradients for ``inputs``, ``kernel``, ``bias`` (and the traced
