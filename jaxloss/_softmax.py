@@ -463,10 +463,7 @@ def softmax_cross_entropy(
     )
     w = _class_vector("class_weight", class_weight, x, axis)
     r = _logsumexp(x, axis)
-    # sum_c w_c t_c (lse - x_c) over the classes present, relative to the max
-    wt = jnp.where(_present(x), t if w is None else _along(w, x.ndim, axis) * t, 0)
-    shifted = x - jnp.expand_dims(r.m, axis)
-    loss = jnp.sum(wt, axis) * r.log_s - jnp.sum(xmul(wt, shifted), axis)
+    loss = _dist_ce(_log_softmax(x, r, axis), t, _present(x), axis, w)
     loss = loss + _z_term(z_loss, r.lse)
     loss = jnp.where(r.has_class, loss, jnp.nan)
     return reduce(loss, reduction, mask)

@@ -249,3 +249,22 @@ def test_class_mask_equals_dropping_the_class(name):
     g = jax.grad(lambda x: fn(x, labels, where=mask, **kw).sum())(x)
     chex.assert_tree_all_finite(g)
     np.testing.assert_array_equal(g[:, 1], 0.0)
+
+
+def test_gradient_with_respect_to_soft_labels_equals_optax():
+    # Distillation differentiates through the targets; a target of exactly 0
+    # still has gradient lse - x_c (optax's -log_softmax is the reference).
+    x = jax.random.normal(jax.random.key(3), (5, 7)) * 4
+    t = jax.nn.softmax(jax.random.normal(jax.random.key(4), (5, 7)) * 3, -1)
+    t = t.at[:, 2].set(0.0).at[1].set(jnp.eye(7)[4])  # exact zeros, a one-hot row
+
+    def ours(x, t):
+        return jaxloss.softmax_cross_entropy(x, t, reduction="sum")
+
+    def theirs(x, t):
+        return jnp.sum(optax.losses.softmax_cross_entropy(x, t))
+
+    got = jax.jit(jax.grad(ours, argnums=(0, 1)))(x, t)
+    want = jax.grad(theirs, argnums=(0, 1))(x, t)
+    chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(got[1], -jax.nn.log_softmax(x), rtol=1e-5, atol=1e-6)
