@@ -109,6 +109,26 @@ def _bce_on_log_probs(log_p, log_q, y, pos_weight=None):
     return -(xmul(y_pos, log_p) + xmul(1 - y, log_q))
 
 
+def _bce_with_logits(x, y, pos_weight=None):
+    """`-[pw * y * log p + (1 - y) * log q]` with one softplus, as PyTorch.
+
+    With `c = pw * y + 1 - y` and `L = log(1 + exp(-|x|))` (the softplus of
+    `-|x|`, at most log 2):
+
+        loss = c * L + (1 - y) * x       for x >= 0
+        loss = c * L - pw * y * x        for x < 0
+
+    Half the transcendentals of two log-sigmoids. The `where` (not `abs`)
+    keeps the derivative at x = 0 exact, and `xmul` the limits at x = +-inf.
+    """
+    nonneg = x >= 0
+    softplus = jax.nn.softplus(jnp.where(nonneg, -x, x))
+    if pos_weight is None:  # c = 1
+        return softplus + xmul(jnp.where(nonneg, 1 - y, -y), x)
+    pw_y = pos_weight * y
+    return (pw_y + 1 - y) * softplus + xmul(jnp.where(nonneg, 1 - y, -pw_y), x)
+
+
 def _alpha_t(alpha, y, dtype):
     if alpha is None:
         return None
@@ -249,8 +269,7 @@ def sigmoid_binary_cross_entropy(
     if pos_weight is not None:
         pw = as_real_array("pos_weight", pos_weight).astype(x.dtype)
         pw = broadcast_to("pos_weight", pw, x.shape, "logits")
-    loss = _bce_on_log_probs(*_log_sigmoids(x), y, pw)
-    return _finish(loss, w, mask, reduction)
+    return _finish(_bce_with_logits(x, y, pw), w, mask, reduction)
 
 
 @value_checks({"probs": UNIT, "labels": UNIT})

@@ -172,6 +172,24 @@ def test_exact_limits_at_infinity():
     out = jl.sigmoid_binary_cross_entropy(x, y, pos_weight=jnp.array(2.0))
     np.testing.assert_array_equal(out, [0.0, jnp.inf, jnp.inf, 0.0])
     np.testing.assert_array_equal(jl.sigmoid_focal_loss(x, y), [0.0, jnp.inf, jnp.inf, 0.0])
+    np.testing.assert_array_equal(
+        jl.sigmoid_binary_cross_entropy(x, y), [0.0, jnp.inf, jnp.inf, 0.0]
+    )
+
+
+@pytest.mark.parametrize("pos_weight", [None, 2.5])
+@pytest.mark.parametrize("mode", [jax.jacrev, jax.jacfwd])
+def test_logit_gradient_at_zero_and_infinity(pos_weight, mode):
+    # d/dx = (1 - y) sigmoid(x) - pw * y * sigmoid(-x), from the definition;
+    # exact at the kink x = 0 and finite at x = +-inf in both AD modes.
+    x = jnp.array([0.0, 0.0, 0.0, jnp.inf, jnp.inf, -jnp.inf, -jnp.inf, 1e30, -1e30])
+    y = jnp.array([0.0, 1.0, 0.3, 1.0, 0.0, 1.0, 0.0, 0.7, 0.7])
+    pw = 1.0 if pos_weight is None else pos_weight
+    kw = {} if pos_weight is None else {"pos_weight": jnp.array(pos_weight)}
+    g = jnp.diagonal(mode(lambda x: jl.sigmoid_binary_cross_entropy(x, y, **kw))(x))
+    s = 0.5 * (1 + np.tanh(np.asarray(x, np.float64) / 2))  # sigmoid, no overflow
+    want = (1 - np.asarray(y)) * s - pw * np.asarray(y) * (1 - s)
+    np.testing.assert_allclose(g, want, rtol=1e-6, atol=1e-7)
 
 
 def test_half_precision_computed_in_float32():
