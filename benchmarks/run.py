@@ -1,7 +1,8 @@
 """Every jaxloss loss against optax (or a naive jnp formula) and a copy pass.
 
-    python benchmarks/run.py            # all cases, float32 and bfloat16 (~20 min on 2 cores)
+    python benchmarks/run.py            # all cases, float32 and bfloat16 (~40 min on 2 cores)
     python benchmarks/run.py --quick    # float32, one shape per family, 3 repetitions
+    python benchmarks/run.py --quarter  # float32, a quarter of the rows, 9 repetitions
 
 Measures `jax.jit(jax.value_and_grad(mean loss))` with respect to the first
 argument over interleaved repetitions (each contender runs once untimed
@@ -19,7 +20,10 @@ are reused between calls rather than faulted in afresh each time. On a
 shared virtual machine a call still sometimes stalls for a second or more
 (the host, not the program: it happens with no page faults in the process);
 the best time is then the estimate of a call's cost, and the targets are
-judged on it, with the median shown beside it.
+judged on it, with the median shown beside it. The stalls hit the 512 MiB
+arrays of the full shapes far more often than 128 MiB ones, so `--quarter`
+repeats the float32 cases with a quarter of the rows (same classes) and
+more repetitions, into benchmarks/results/losses_quarter.md.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import argparse
 import functools
 import pathlib
 import platform
+import re
 import time
 
 import jax
@@ -145,9 +150,10 @@ SPECS = [  # jaxloss function, options, baseline, input kind, family
 ]
 
 
-def cases(quick):
-    """(name, jaxloss fn, baseline name, baseline fn, input kind, shapes, options)."""
-    big, small, binary = (4096, 32768), (65536, 10), (8192, 4096)
+def cases(quick, rows=1):
+    """(name, jaxloss fn, baseline name, baseline fn, input kind, shapes, options);
+    the row counts divided by `rows`."""
+    big, small, binary = (4096 // rows, 32768), (65536 // rows, 10), (8192 // rows, 4096)
     shapes = {"binary": [binary], "softmax": [big] if quick else [big, small], "options": [big]}
     out = []
     for name, opts, base, kind, family in SPECS:
@@ -298,39 +304,74 @@ def markdown(rows, reps):
 
 
 def plot(rows, path):
-    fig, ax = plt.subplots(figsize=(10, 0.35 * len(rows) + 1.5))
+    """Two panels per case: best time and full-size passes (reads + writes),
+    each over the baseline's."""
+    fig, (ax_t, ax_p) = plt.subplots(
+        1, 2, figsize=(14, 0.35 * len(rows) + 1.5), sharey=True, width_ratios=(3, 2)
+    )
     labels = [f"{r['loss']} {r['shape']} {r['dtype']}" for r in rows]
-    ratios = [r["t_ours"] / r["t_base"] for r in rows]
     colors = ["tab:blue" if r["dtype"] == "float32" else "tab:orange" for r in rows]
-    ax.barh(range(len(rows)), ratios, color=colors)
-    ax.axvline(1.0, color="k", lw=1)
-    ax.set_yticks(range(len(rows)), labels, fontsize=7)
-    ax.invert_yaxis()
-    ax.set(xlabel="best time / baseline's (optax or naive jnp); blue float32, orange bfloat16")
+    passes = [sum(r["passes"][0]) / sum(r["passes"][1]) for r in rows]
+    ax_t.barh(range(len(rows)), [r["t_ours"] / r["t_base"] for r in rows], color=colors)
+    ax_p.barh(range(len(rows)), passes, color=colors)
+    for ax in (ax_t, ax_p):
+        ax.axvline(1.0, color="k", lw=1)
+    ax_t.set_yticks(range(len(rows)), labels, fontsize=7)
+    ax_t.invert_yaxis()
+    ax_t.set(xlabel="best time / baseline's (optax or naive jnp)")
+    ax_p.set(xlabel="full-size reads + writes / baseline's (noise-free)")
+    fig.suptitle("jaxloss over its baseline, forward + backward; blue float32, orange bfloat16")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # long labels stay whole
+
+
+def rows_from_markdown(path):
+    """The rows `plot` needs, read back from a results table."""
+    rows = []
+    for line in pathlib.Path(path).read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) < 8 or not re.fullmatch(r"\d+x\d+", cells[1]):
+            continue
+        ratio = float(re.match(r"\*\*([\d.]+)x", cells[5]).group(1))
+        (ro, wo), (rb, wb) = (map(int, p.split("/")) for p in cells[7].split(" vs "))
+        rows.append(
+            dict(
+                loss=cells[0],
+                shape=cells[1],
+                dtype=cells[2],
+                t_ours=ratio,
+                t_base=1.0,
+                passes=((ro, wo), (rb, wb)),
+            )
+        )
+    return rows
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--quarter", action="store_true")
+    parser.add_argument("--reps", type=int)
+    parser.add_argument("--replot", action="store_true", help="redraw the plot from losses.md")
     args = parser.parse_args()
+    if args.replot:
+        return plot(rows_from_markdown(RESULTS / "losses.md"), PLOT)
     reexec_with_steady_malloc()
-    reps = 3 if args.quick else args.reps
-    dtypes = [jnp.float32] if args.quick else [jnp.float32, jnp.bfloat16]
+    reps = args.reps or (3 if args.quick else 9 if args.quarter else 7)
+    dtypes = [jnp.float32] if args.quick or args.quarter else [jnp.float32, jnp.bfloat16]
     todo = [
         (name, fn, bn, b, kind, shape, dtype, opts)
         for dtype in dtypes
-        for name, fn, bn, b, kind, shapes, opts in cases(args.quick)
+        for name, fn, bn, b, kind, shapes, opts in cases(args.quick, 4 if args.quarter else 1)
         for shape in shapes
     ]
     rows = [run_case(*case, reps) for case in tqdm(todo, desc="losses", unit="case")]
     text = markdown(rows, reps)
     print(text)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / ("losses_quick.md" if args.quick else "losses.md")).write_text(text)
-    if not args.quick:
+    name = "losses_quick" if args.quick else "losses_quarter" if args.quarter else "losses"
+    (RESULTS / f"{name}.md").write_text(text)
+    if name == "losses":
         plot(rows, PLOT)
 
 
