@@ -102,11 +102,10 @@ def _log_sigmoids(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     return jax.nn.log_sigmoid(x), jax.nn.log_sigmoid(-x)
 
 
-def _bce_on_log_probs(log_p, log_q, y, pos_weight=None):
-    # -[pw * y * log p + (1 - y) * log q]; xmul keeps the exact limits at
+def _bce_on_log_probs(log_p, log_q, y):
+    # -[y * log p + (1 - y) * log q]; xmul keeps the exact limits at
     # x = +-inf (0 * -inf would be NaN).
-    y_pos = y if pos_weight is None else pos_weight * y
-    return -(xmul(y_pos, log_p) + xmul(1 - y, log_q))
+    return -(xmul(y, log_p) + xmul(1 - y, log_q))
 
 
 def _bce_with_logits(x, y, pos_weight=None):
