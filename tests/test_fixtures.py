@@ -17,6 +17,9 @@ import pytest
 
 import jaxloss
 
+# One xdist worker runs this whole file (`--dist loadgroup`): its cases share
+# compiled programs.
+pytestmark = pytest.mark.xdist_group("fixtures")
 DATA = pathlib.Path(__file__).parent / "data"
 
 

@@ -11,6 +11,10 @@ import chex
 import numpy as np
 import pytest
 
+# One xdist worker runs this whole file (`--dist loadgroup`): its tests share
+# one 8-device subprocess run.
+pytestmark = pytest.mark.xdist_group("sharding")
+
 HERE = pathlib.Path(__file__).parent
 MESHES = ["8x1", "2x4", "1x8"]
 C = 256  # the class / vocabulary size in sharded_run.py
