@@ -20,6 +20,7 @@ import jaxloss
 # One xdist worker runs this whole file (`--dist loadgroup`): its cases share
 # compiled programs.
 pytestmark = pytest.mark.xdist_group("fixtures")
+
 DATA = pathlib.Path(__file__).parent / "data"
 
 
