@@ -93,8 +93,19 @@ def all_options(name, c):
     return opts
 
 
-def grad_fn(fn, labels, **kw):
-    return jax.grad(lambda x: jnp.sum(fn(x, labels, **kw)))
+def value_and_grad_of_sum(f):
+    """`x -> (f(x), grad(sum(f))(x))`: a loss and its gradient, which under
+    `jax.jit` is one compiled program (eager `jax.grad` compiles several)."""
+
+    def sum_with_value(x):
+        out = f(x)
+        return jnp.sum(out), out
+
+    def both(x):
+        (_, out), g = jax.value_and_grad(sum_with_value, has_aux=True)(x)
+        return out, g
+
+    return both
 
 
 # Jitted versions for the tests: one compile per shape instead of one per

@@ -62,6 +62,15 @@ def value_and_grads(fn, x, kernel, bias, labels, cot, **kw):
     return out, dx, dk, db
 
 
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def fused_and_naive(x, kernel, bias, labels, cot, **kw):
+    """`value_and_grads` of both, compiled as one program (fewer compiles)."""
+    return (
+        value_and_grads(fused, x, kernel, bias, labels, cot, **kw),
+        value_and_grads(naive, x, kernel, bias, labels, cot, **kw),
+    )
+
+
 def _cot(reduction, shape=N_SHAPE, seed=1):
     if reduction != "none":
         return jnp.float32(0.7)
@@ -84,12 +93,25 @@ def _torch_cases():
     return [pytest.param(c, arrays, id=c["id"]) for c in json.loads(str(arrays["meta"]))]
 
 
+@pytest.mark.xdist_group("linear_torch")  # one worker: the cases share programs
 @pytest.mark.parametrize("case,arrays", _torch_cases())
 def test_matches_torch(case, arrays):
     """Value and the gradients for inputs, kernel and bias equal PyTorch's
-    matmul + F.cross_entropy (float64), with z-loss and soft cap in torch."""
+    matmul + F.cross_entropy (float64), with z-loss and soft cap in torch.
+
+    Smoothing and z-loss are passed traced (0 where the case has none) and
+    ignore_index is -100 throughout (only the ignore cases' labels hold -100),
+    so the 21 cases compile 12 programs, one per reduction, bias and cap.
+    The static-zero paths are held to the naive composition below."""
     i = case["id"].split("-")[1]
-    opts = {k: v for k, v in case.items() if k not in ("id", "bias")}
+    opts = {
+        "reduction": case["reduction"],
+        "ignore_index": -100,
+        "label_smoothing": jnp.float32(case.get("label_smoothing", 0.0)),
+        "z_loss": jnp.float32(case.get("z_loss", 0.0)),
+    }
+    if "logit_soft_cap" in case:
+        opts["logit_soft_cap"] = jnp.float32(case["logit_soft_cap"])
     bias = jnp.asarray(arrays["bias"]) if case.get("bias") else None
     out, dx, dk, db = value_and_grads(
         fused,
@@ -136,8 +158,7 @@ def test_matches_naive(opts, reduction):
         labels = jnp.where(labels < 0, 3, labels)
     cot = _cot(reduction)
     kw = dict(opts, reduction=reduction)
-    want = value_and_grads(naive, x, kernel, bias, labels, cot, **kw)
-    assert_same(value_and_grads(fused, x, kernel, bias, labels, cot, chunk_size=7, **kw), want)
+    assert_same(*fused_and_naive(x, kernel, bias, labels, cot, chunk_size=7, **kw))
 
 
 @pytest.mark.parametrize("reduction", ["none", "mean"])
@@ -147,8 +168,7 @@ def test_chunk_sizes(chunk, reduction):
     x, kernel, _, labels = _inputs()
     cot = _cot(reduction)
     kw = dict(ALL, reduction=reduction)
-    want = value_and_grads(naive, x, kernel, None, labels, cot, **kw)
-    assert_same(value_and_grads(fused, x, kernel, None, labels, cot, chunk_size=chunk, **kw), want)
+    assert_same(*fused_and_naive(x, kernel, None, labels, cot, chunk_size=chunk, **kw))
 
 
 def test_plain_equals_optax():
@@ -199,8 +219,7 @@ def test_a_chunk_of_ignored_tokens(reduction):
     labels = labels.reshape(-1).at[8:16].set(-100).reshape(N_SHAPE)
     cot = _cot(reduction)
     kw = dict(ALL, reduction=reduction)
-    want = value_and_grads(naive, x, kernel, bias, labels, cot, **kw)
-    assert_same(value_and_grads(fused, x, kernel, bias, labels, cot, chunk_size=8, **kw), want)
+    assert_same(*fused_and_naive(x, kernel, bias, labels, cot, chunk_size=8, **kw))
 
 
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
@@ -276,11 +295,12 @@ def test_checkpoint(reduction):
     x, kernel, bias, labels = _inputs()
     cot = _cot(reduction)
     kw = dict(ALL, reduction=reduction, chunk_size=8)
-    plain = value_and_grads(fused, x, kernel, bias, labels, cot, **kw)
     remat = jax.checkpoint(functools.partial(fused, **kw))
-    got = jax.jit(jax.grad(lambda *a: remat(*a)[0], argnums=(0, 1, 2)))(
-        x, kernel, bias, labels, cot
-    )
+
+    def both(*a):
+        return value_and_grads(fused, *a, **kw), jax.grad(lambda *a: remat(*a)[0], (0, 1, 2))(*a)
+
+    plain, got = jax.jit(both)(x, kernel, bias, labels, cot)
     chex.assert_trees_all_close(got, plain[1:], rtol=1e-6, atol=1e-7)
 
 

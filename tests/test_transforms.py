@@ -30,8 +30,8 @@ def test_vmap_equals_batched(name):
     fn, x, y, kw = _inputs(name)
     if name in BINARY:  # elementwise weights follow the example under vmap
         kw = {k: v for k, v in kw.items() if k != "weight"}
-    batched = jax.jit(lambda x, y: fn(x, y, **kw))(x, y)
-    mapped = jax.jit(jax.vmap(lambda xi, yi: fn(xi, yi, **kw)))(x, y)
+    f = lambda x, y: fn(x, y, **kw)  # noqa: E731
+    batched, mapped = jax.jit(lambda x, y: (f(x, y), jax.vmap(f)(x, y)))(x, y)
     chex.assert_trees_all_close(mapped, batched, rtol=1e-6)
 
 
@@ -47,10 +47,9 @@ def test_gradients_against_finite_differences(name):
 def test_jacfwd_equals_grad_and_hessian_symmetric(name):
     fn, x, y, kw = _inputs(name)
     f = lambda x: fn(x, y, **{**kw, "reduction": "sum"})  # noqa: E731
-    chex.assert_trees_all_close(
-        jax.jit(jax.jacfwd(f))(x), jax.jit(jax.grad(f))(x), rtol=1e-5, atol=1e-7
-    )
-    h = jax.jit(jax.hessian(f))(x).reshape(x.size, x.size)
+    fwd, rev, h = jax.jit(lambda x: (jax.jacfwd(f)(x), jax.grad(f)(x), jax.hessian(f)(x)))(x)
+    chex.assert_trees_all_close(fwd, rev, rtol=1e-5, atol=1e-7)
+    h = h.reshape(x.size, x.size)
     chex.assert_tree_all_finite(h)
     chex.assert_trees_all_close(h, h.T, rtol=1e-4, atol=1e-6)
 
@@ -59,9 +58,8 @@ def test_jacfwd_equals_grad_and_hessian_symmetric(name):
 def test_checkpoint_gives_same_gradient(name):
     fn, x, y, kw = _inputs(name)
     f = lambda x: fn(x, y, **{**kw, "reduction": "mean"})  # noqa: E731
-    chex.assert_trees_all_close(
-        jax.jit(jax.grad(jax.checkpoint(f)))(x), jax.jit(jax.grad(f))(x), rtol=1e-5, atol=1e-8
-    )
+    remat, plain = jax.jit(lambda x: (jax.grad(jax.checkpoint(f))(x), jax.grad(f)(x)))(x)
+    chex.assert_trees_all_close(remat, plain, rtol=1e-5, atol=1e-8)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -86,8 +84,8 @@ def test_hyperparameters_traced_without_retracing(name):
 def test_half_precision_equals_float32_on_rounded_inputs(name, dtype):
     fn, x, y, kw = _inputs(name)
     xh = x.astype(dtype)
-    f = jax.jit(lambda x: fn(x, y, **{**kw, "reduction": "sum"}))
-    half, up = f(xh), f(xh.astype(jnp.float32))
+    f = lambda x: fn(x, y, **{**kw, "reduction": "sum"})  # noqa: E731
+    half, up, grad = jax.jit(lambda xh: (f(xh), f(xh.astype(jnp.float32)), jax.grad(f)(xh)))(xh)
     assert half.dtype == jnp.float32
     chex.assert_trees_all_close(half, up, rtol=1e-6)
-    assert jax.jit(jax.grad(f))(xh).dtype == dtype
+    assert grad.dtype == dtype
