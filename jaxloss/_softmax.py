@@ -9,10 +9,12 @@ the softmax, and its terms leave every sum.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
 
 from ._common import (
     INDEX,
@@ -131,7 +133,7 @@ class _Lse(NamedTuple):
     at 1e30.
     """
 
-    m: jax.Array  # row max (0 for a row without classes), no gradient
+    m: jax.Array  # row max (the lowest float for a row without classes), no gradient
     log_s: jax.Array  # log sum exp(x - m)
     has_class: jax.Array  # False where every logit is -inf
 
@@ -143,12 +145,15 @@ class _Lse(NamedTuple):
 def _logsumexp(x: jax.Array, axis: int) -> _Lse:
     """Per-example logsumexp over `axis`, NaN-free where no class exists.
 
-    A row whose logits are all -inf gets `lse = 0` with zero gradients
-    (instead of -inf and NaN gradients) and `has_class = False`.
+    A row whose logits are all -inf gets `m` the lowest float and `log_s = 0`
+    with zero gradients (instead of -inf and NaN gradients) and
+    `has_class = False`. `m` is floored with `maximum`, not replaced with
+    `where`: XLA:CPU fuses a `maximum` into the reductions over `x - m` that
+    follow but not a select, which would cost a pass over memory.
     """
-    m = jnp.max(x, axis, keepdims=True)
-    has_class = m > -jnp.inf
-    m = jax.lax.stop_gradient(jnp.where(has_class, m, 0))
+    top = jnp.max(x, axis, keepdims=True)
+    has_class = top > -jnp.inf
+    m = jax.lax.stop_gradient(jnp.maximum(top, jnp.finfo(x.dtype).min))
     s = jnp.sum(jnp.exp(x - m), axis, keepdims=True)
     log_s = jnp.log(jnp.where(has_class, s, 1))
     return _Lse(*(jnp.squeeze(a, axis) for a in (m, log_s, has_class)))
@@ -175,18 +180,76 @@ def _present(x: jax.Array) -> jax.Array:
     return x > -jnp.inf
 
 
-def _smoothing_sum(x, r, axis, w=None):
-    """`sum_c w_c (lse - x_c)` over the classes that exist.
+def _ce_stats(x, v, axis):
+    """`(S, V, r)` per example: `S = sum_c v_c (lse - x_c)` and
+    `V = sum_c v_c` over the classes that exist, `v` broadcastable to `x`,
+    and `r` the logsumexp of `x`.
 
-    Taken relative to the row max so that large logits do not cancel:
-    `sum_w * log_s - sum_c w_c (x_c - m)`. One reduction over the logits.
+    Most batches hold no -inf logit, and there the plain sums are exact and
+    XLA fuses them into its reductions, while the select that drops absent
+    classes does not fuse and costs a pass over memory. So the plain sums
+    are taken first; only if some example's sum is not finite (it holds a
+    -inf logit, or overflowed) does a `cond` take the guarded sums, for
+    those examples alone, so that an example's loss never depends on the
+    others. (Under `vmap` the `cond` becomes a select and both run.)
     """
+    r = _logsumexp(x, axis)
+    v = jnp.reshape(v, (1,) * (x.ndim - jnp.ndim(v)) + jnp.shape(v))
+    axis = axis % x.ndim
+    # `x + (-m)`, not `x - m`: XLA would share `x - m` with the logsumexp and
+    # write it out to memory. Relative to the max, so that large logits do
+    # not cancel.
+    neg_m = jnp.expand_dims(-r.m, axis)
+
+    def sums(v, gap):
+        # V from `v` broadcast along the classes only: no [N, C] array of
+        # class weights, which XLA would write out.
+        along = jnp.broadcast_to(v, v.shape[:axis] + x.shape[axis : axis + 1] + v.shape[axis + 1 :])
+        big_v = jnp.broadcast_to(jnp.sum(along, axis), r.m.shape)
+        return big_v * r.log_s - jnp.sum(gap * v, axis), big_v
+
+    plain = sums(v, x + neg_m)
+    ok = jnp.isfinite(plain[0])
+
+    def guarded():
+        present = _present(x)
+        s = sums(jnp.where(present, v, 0), jnp.where(present, x + neg_m, 0))
+        return tuple(jnp.where(ok, a, b) for a, b in zip(plain, s, strict=True))
+
+    s, big_v = jax.lax.cond(jnp.all(ok), lambda: plain, guarded)
+    return s, big_v, r
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _ce_sum(x, v, axis):
+    """`sum_c v_c (lse - x_c)` over the classes that exist (`x_c > -inf`).
+
+    Cross-entropy against (unnormalised) targets `v`, broadcastable to `x`.
+    Its derivatives are written out (`v` need not sum to 1):
+
+        d/dx_c = p_c V - v_c,   d/dv_c = lse - x_c     (0 for absent classes)
+
+    which XLA fuses into one elementwise pass, where differentiating the
+    `cond` in `_ce_stats` would store its branches' intermediates.
+    """
+    return _ce_stats(x, v, axis)[0]
+
+
+@functools.partial(_ce_sum.defjvp, symbolic_zeros=True)
+def _ce_sum_jvp(axis, primals, tangents):
+    (x, v), (dx, dv) = primals, tangents
+    s, big_v, r = _ce_stats(x, v, axis)
     present = _present(x)
-    wc = present.astype(x.dtype)
-    if w is not None:
-        wc = jnp.where(present, _along(w, x.ndim, axis), 0)
-    shifted = jnp.where(present, x - jnp.expand_dims(r.m, axis), 0)
-    return jnp.sum(wc, axis) * r.log_s - jnp.sum(wc * shifted, axis)
+    # A copy of the max behind a barrier: XLA would otherwise merge the
+    # gradient's `x - m` with the forward's and write it out to memory.
+    log_p = _log_softmax(x, r._replace(m=jax.lax.optimization_barrier(r.m)), axis)
+    ds = jnp.zeros_like(s)
+    if not isinstance(dx, SymbolicZero):
+        gx = jnp.exp(log_p) * jnp.expand_dims(big_v, axis) - v
+        ds = ds + jnp.sum(jnp.where(present, gx, 0) * dx, axis)
+    if not isinstance(dv, SymbolicZero):
+        ds = ds + jnp.sum(jnp.where(present, -log_p, 0) * dv, axis)
+    return s, ds
 
 
 def integer_ce(x, index, axis, label_smoothing, z_loss, w=None):
@@ -208,7 +271,8 @@ def integer_ce(x, index, axis, label_smoothing, z_loss, w=None):
         loss = w_y * loss
     if not is_static_zero(label_smoothing):
         e = hyper(label_smoothing, loss.dtype)
-        loss = (1 - e) * loss + e / x.shape[axis] * _smoothing_sum(x, r, axis, w)
+        wc = jnp.ones((), x.dtype) if w is None else _along(w, x.ndim, axis)
+        loss = (1 - e) * loss + e / x.shape[axis] * _ce_sum(x, wc, axis)
     loss = loss + _z_term(z_loss, r.lse)
     return jnp.where(r.has_class, loss, jnp.nan), w_y
 
@@ -391,14 +455,6 @@ def softmax_cross_entropy_with_integer_labels(
     return finish_integer(loss, y, c, ignore_index, mask, reduction, w_y)
 
 
-def _dist_ce(log_p, t, present, axis, w):
-    """`-sum_c w_c t_c log p_c` over the classes present (no 0 * -inf)."""
-    terms = t * jnp.where(present, log_p, 0)
-    if w is not None:
-        terms = _along(w, t.ndim, axis) * terms
-    return -jnp.sum(terms, axis)
-
-
 @value_checks({"labels": UNIT})
 def softmax_cross_entropy(
     logits: ArrayLike,
@@ -463,7 +519,7 @@ def softmax_cross_entropy(
     )
     w = _class_vector("class_weight", class_weight, x, axis)
     r = _logsumexp(x, axis)
-    loss = _dist_ce(_log_softmax(x, r, axis), t, _present(x), axis, w)
+    loss = _ce_sum(x, t if w is None else _along(w, x.ndim, axis) * t, axis)
     loss = loss + _z_term(z_loss, r.lse)
     loss = jnp.where(r.has_class, loss, jnp.nan)
     return reduce(loss, reduction, mask)
@@ -543,6 +599,14 @@ def categorical_cross_entropy(
 
 # --------------------------------------------------------------------------
 # Focal loss.
+
+
+def _dist_ce(log_p, t, present, axis, w):
+    """`-sum_c w_c t_c log p_c` over the classes present (no 0 * -inf)."""
+    terms = t * jnp.where(present, log_p, 0)
+    if w is not None:
+        terms = _along(w, t.ndim, axis) * terms
+    return -jnp.sum(terms, axis)
 
 
 @value_checks({"labels": UNIT})

@@ -266,3 +266,29 @@ def test_gradient_with_respect_to_soft_labels_equals_optax():
     want = jax.jit(jax.grad(theirs, argnums=(0, 1)))(x, t)
     chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-6)
     chex.assert_trees_all_close(got[1], -jax.nn.log_softmax(x), rtol=1e-5, atol=1e-6)
+
+
+def test_gradient_with_respect_to_class_weights():
+    # Both losses are linear in the weights, so d loss / d w_c is the
+    # reference loss with the weights set to the c-th unit vector; reverse
+    # and forward mode both.
+    c = 6
+    x = RNG.normal(size=(5, c)) * 3
+    y = np.array([0, 5, 2, 2, 3])
+    t = np.asarray(jax.nn.softmax(RNG.normal(size=(5, c)) * 2, -1))
+    w = np.linspace(0.5, 2.0, c)
+
+    def integer(w):
+        return CE(x, y, class_weight=w, label_smoothing=0.2, reduction="sum")
+
+    def probs(w):
+        return jl.softmax_cross_entropy(x, t, class_weight=w, label_smoothing=0.1, reduction="sum")
+
+    got = jax.jit(lambda w: [f(w) for g in (jax.grad, jax.jacfwd) for f in (g(integer), g(probs))])(
+        jnp.asarray(w, jnp.float32)
+    )
+    unit = np.eye(c)
+    want_integer = [ref.ce_integer(x, y, weight=u, e=0.2, reduction="sum") for u in unit]
+    want_probs = [ref.ce_probs(x, t, weight=u, e=0.1, reduction="sum") for u in unit]
+    want = [np.array(want_integer), np.array(want_probs)] * 2
+    chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-5)
