@@ -142,7 +142,7 @@ class _Lse(NamedTuple):
         return self.m + self.log_s
 
 
-def _logsumexp(x: jax.Array, axis: int) -> _Lse:
+def _logsumexp(x: jax.Array, axis: int, fresh: bool = False) -> _Lse:
     """Per-example logsumexp over `axis`, NaN-free where no class exists.
 
     A row whose logits are all -inf gets `m` the lowest float and `log_s = 0`
@@ -150,13 +150,39 @@ def _logsumexp(x: jax.Array, axis: int) -> _Lse:
     `has_class = False`. `m` is floored with `maximum`, not replaced with
     `where`: XLA:CPU fuses a `maximum` into the reductions over `x - m` that
     follow but not a select, which would cost a pass over memory.
+
+    `fresh=True` differentiates `log_s` with a softmax formed anew from `x`
+    in the gradient pass, where plain AD keeps the sum's `exp(x - m)`, which
+    XLA writes out to memory to share it. That trades a pass over memory for
+    a second exponential: a gain for the cross-entropy, whose gradient needs
+    the softmax once, a loss for the focal losses, which need it in several
+    terms.
     """
-    top = jnp.max(x, axis, keepdims=True)
+    top = jnp.max(x, axis)
     has_class = top > -jnp.inf
     m = jax.lax.stop_gradient(jnp.maximum(top, jnp.finfo(x.dtype).min))
-    s = jnp.sum(jnp.exp(x - m), axis, keepdims=True)
-    log_s = jnp.log(jnp.where(has_class, s, 1))
-    return _Lse(*(jnp.squeeze(a, axis) for a in (m, log_s, has_class)))
+    log_s = (_log_s_fresh if fresh else _log_s)(x, m, has_class, axis)
+    return _Lse(m, log_s, has_class)
+
+
+def _log_s(x, m, has_class, axis):
+    """`log sum exp(x - m)` over `axis`; 0 where `has_class` is False."""
+    s = jnp.sum(jnp.exp(x - jnp.expand_dims(m, axis)), axis)
+    return jnp.log(jnp.where(has_class, s, 1))
+
+
+_log_s_fresh = jax.custom_jvp(_log_s, nondiff_argnums=(3,))
+
+
+@_log_s_fresh.defjvp
+def _log_s_fresh_jvp(axis, primals, tangents):
+    # `m` carries no gradient (it is stopped); the barrier gives the gradient
+    # its own `x - m`, which XLA would otherwise share with the sum.
+    (x, m, has_class), (dx, _, _) = primals, tangents
+    log_s = _log_s_fresh(x, m, has_class, axis)
+    shift = jnp.expand_dims(jax.lax.optimization_barrier(m), axis)
+    p = jnp.exp((x - shift) - jnp.expand_dims(log_s, axis))
+    return log_s, jnp.sum(p * dx, axis)
 
 
 def _log_softmax(x: jax.Array, r: _Lse, axis: int) -> jax.Array:
@@ -240,9 +266,11 @@ def _ce_sum_jvp(axis, primals, tangents):
     (x, v), (dx, dv) = primals, tangents
     s, big_v, r = _ce_stats(x, v, axis)
     present = _present(x)
-    # A copy of the max behind a barrier: XLA would otherwise merge the
-    # gradient's `x - m` with the forward's and write it out to memory.
-    log_p = _log_softmax(x, r._replace(m=jax.lax.optimization_barrier(r.m)), axis)
+    # Copies of the max and of `v` behind a barrier: XLA would otherwise
+    # merge the gradient's `x - m` and broadcast `v` with the forward's and
+    # write them out to memory to share them.
+    m, v = jax.lax.optimization_barrier((r.m, v))
+    log_p = _log_softmax(x, r._replace(m=m), axis)
     ds = jnp.zeros_like(s)
     if not isinstance(dx, SymbolicZero):
         gx = jnp.exp(log_p) * jnp.expand_dims(big_v, axis) - v
@@ -263,7 +291,7 @@ def integer_ce(x, index, axis, label_smoothing, z_loss, w=None):
     weights). Shared with `linear_softmax_cross_entropy`, which applies it to
     one chunk of logits at a time.
     """
-    r = _logsumexp(x, axis)
+    r = _logsumexp(x, axis, fresh=True)
     loss = r.log_s - (_pick(x, index, axis) - r.m)  # lse - x_y, relative to the max
     w_y = None
     if w is not None:
