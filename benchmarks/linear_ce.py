@@ -1,6 +1,6 @@
 """linear_softmax_cross_entropy against the naive matmul + optax cross-entropy.
 
-    python benchmarks/linear_ce.py            # full (about 20 minutes on 2 cores)
+    python benchmarks/linear_ce.py            # full (about 6 minutes on 2 quiet cores)
     python benchmarks/linear_ce.py --quick    # the target shapes only, 1 repetition
 
 Measures, for `jax.jit(jax.value_and_grad(mean loss, argnums=(inputs, kernel)))`

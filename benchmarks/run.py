@@ -1,6 +1,6 @@
 """Every jaxloss loss against optax (or a naive jnp formula) and a copy pass.
 
-    python benchmarks/run.py            # all cases, float32 and bfloat16 (~40 min on 2 cores)
+    python benchmarks/run.py            # all cases, float32 and bfloat16 (~6 min on 2 quiet cores)
     python benchmarks/run.py --quick    # float32, one shape per family, 3 repetitions
     python benchmarks/run.py --quarter  # float32, a quarter of the rows, 9 repetitions
 
