@@ -118,6 +118,11 @@ def _class_vector(name: str, v: ArrayLike | None, x: jax.Array, axis: int):
     return v
 
 
+def _per_class(w: jax.Array | None, v: jax.Array, axis: int) -> jax.Array:
+    """`v` scaled by the per-class vector `w` along `axis` (`v` if None)."""
+    return v if w is None else _along(w, v.ndim, axis) * v
+
+
 def _along(v: jax.Array, ndim: int, axis: int) -> jax.Array:
     """A `[C]` vector reshaped to broadcast along `axis` of an `ndim` array."""
     shape = [1] * ndim
@@ -547,7 +552,7 @@ def softmax_cross_entropy(
     )
     w = _class_vector("class_weight", class_weight, x, axis)
     r = _logsumexp(x, axis)
-    loss = _ce_sum(x, t if w is None else _along(w, x.ndim, axis) * t, axis)
+    loss = _ce_sum(x, _per_class(w, t, axis), axis)
     loss = loss + _z_term(z_loss, r.lse)
     loss = jnp.where(r.has_class, loss, jnp.nan)
     return reduce(loss, reduction, mask)
@@ -620,21 +625,11 @@ def categorical_cross_entropy(
     terms = xmul(t, clamped_log(p, grad_floor(jnp.asarray(probs).dtype)))
     if present is not None:  # masked classes leave the sum
         terms = jnp.where(present, terms, 0)
-    if w is not None:
-        terms = _along(w, p.ndim, axis) * terms
-    return reduce(-jnp.sum(terms, axis), reduction, mask)
+    return reduce(-jnp.sum(_per_class(w, terms, axis), axis), reduction, mask)
 
 
 # --------------------------------------------------------------------------
 # Focal loss.
-
-
-def _dist_ce(log_p, t, present, axis, w):
-    """`-sum_c w_c t_c log p_c` over the classes present (no 0 * -inf)."""
-    terms = t * jnp.where(present, log_p, 0)
-    if w is not None:
-        terms = _along(w, t.ndim, axis) * terms
-    return -jnp.sum(terms, axis)
 
 
 @value_checks({"labels": UNIT})
@@ -709,7 +704,6 @@ def softmax_focal_loss(
     a = _class_vector("alpha", alpha, x, axis)
     r = _logsumexp(x, axis)
     log_p = _log_softmax(x, r, axis)
-    present = _present(x)
     # log(1 - p_c): log1p(-p_c) is accurate where p_c <= 1/2, i.e. for every
     # class but the most likely; for that one, 1 - p is the others' mass.
     top = _is_class(jnp.argmax(x, axis), x, axis)
@@ -718,7 +712,7 @@ def softmax_focal_loss(
     log_1m_p = jnp.where(top, log_1m_top, jnp.log1p(-jnp.exp(jnp.where(top, -1.0, log_p))))
     defined = ~top | jnp.expand_dims(rest.has_class, axis)
     modulated = _modulator(log_1m_p, defined, gamma) * t
-    loss = _dist_ce(log_p, modulated, present, axis, a)
+    loss = _ce_sum(x, _per_class(a, modulated, axis), axis)
     loss = jnp.where(r.has_class, loss, jnp.nan)
     return reduce(loss, reduction, mask)
 

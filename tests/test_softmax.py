@@ -292,3 +292,47 @@ def test_gradient_with_respect_to_class_weights():
     want_probs = [ref.ce_probs(x, t, weight=u, e=0.1, reduction="sum") for u in unit]
     want = [np.array(want_integer), np.array(want_probs)] * 2
     chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_neg_inf_rows_beside_finite_rows_with_weights_under_vmap():
+    # The -inf guard runs only when a row needs it; rows with and without -inf
+    # logits in one batch, with class weights and smoothing, batched and under
+    # vmap, against the float64 loss over the classes present.
+    inf, c, e = np.inf, 5, 0.2
+    x = np.array(
+        [[1.0, 3.0, 2.0, 0.5, -1.0], [2.0, -inf, 0.5, -inf, 1.0], [0.3, 0.1, -2.0, 4.0, 1.0]]
+    )
+    y = np.array([0, 4, 3])
+    t = np.asarray(jax.nn.softmax(RNG.normal(size=x.shape), -1))
+    w = np.linspace(0.5, 2.0, c)
+
+    def integer(x, y):
+        return CE(x, y, class_weight=w, label_smoothing=e)
+
+    def probs(x, t):
+        return jl.softmax_cross_entropy(x, t, class_weight=w, label_smoothing=e)
+
+    @jax.jit
+    def run(x):
+        losses = [integer(x, y), jax.vmap(integer)(x, y), probs(x, t), jax.vmap(probs)(x, t)]
+        grads = [
+            jax.grad(lambda x: integer(x, y).sum())(x),
+            jax.grad(lambda x: probs(x, t).sum())(x),
+        ]
+        return losses, grads
+
+    losses, grads = run(jnp.asarray(x, jnp.float32))
+    want_int, want_probs = [], []
+    for row, target, tr in zip(x, y, t, strict=True):
+        p = np.isfinite(row)
+        lse = np.log(np.exp(row[p]).sum())
+        smooth = e / c * (w[p] * (lse - row[p])).sum()
+        want_int.append((1 - e) * w[target] * (lse - row[target]) + smooth)
+        tt = (1 - e) * tr + e / c
+        want_probs.append((w * tt)[p] @ (lse - row[p]))
+    chex.assert_trees_all_close(
+        losses, [np.array(v) for v in (want_int, want_int, want_probs, want_probs)], rtol=1e-5
+    )
+    chex.assert_tree_all_finite(grads)
+    for g in grads:
+        np.testing.assert_array_equal(np.asarray(g)[np.isinf(x)], 0.0)
