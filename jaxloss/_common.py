@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify as _checkify
 
 Reduction = Literal["none", "mean", "sum"]
 _REDUCTIONS = ("none", "mean", "sum")
@@ -194,9 +195,25 @@ def _clamped_log_jvp(floor, primals, tangents):
     return clamped_log(p, floor), dp / jnp.maximum(p, floor)
 
 
+@jax.custom_jvp
 def xmul(a: jax.Array, b: jax.Array) -> jax.Array:
-    """`a * b`, with `0 * b = 0` even where `b` is infinite (no `0 * inf`)."""
+    """`a * b`, with `0 * b = 0` even where `b` is infinite (no `0 * inf`).
+
+    Its derivatives are the product rule's, `b da + a db`, for both factors
+    and also where a factor is 0: a label or weight of exactly 0 still gets
+    its gradient (the derivative of the bare `where(a == 0, 0, a * b)` would
+    be 0 there). An infinite factor contributes no tangent, so no `0 * inf`
+    enters the derivatives either.
+    """
     return jnp.where(a == 0, jnp.zeros_like(b), a * b)
+
+
+@xmul.defjvp
+def _xmul_jvp(primals, tangents):
+    (a, b), (da, db) = primals, tangents
+    finite_a = jnp.where(jnp.isfinite(a), a, 0)
+    finite_b = jnp.where(jnp.isfinite(b), b, 0)
+    return xmul(a, b), finite_b * da + finite_a * db
 
 
 def safe_div(num: jax.Array, den: jax.Array) -> jax.Array:
@@ -261,48 +278,126 @@ def _raise_if(message: str, bad: Any, low: Any, high: Any) -> None:
         raise ValueError(f"{message} (found min {low}, max {high}).")
 
 
-def _check(bad: jax.Array, message: str, x: jax.Array) -> None:
-    low = jnp.min(x) if x.size else jnp.zeros((), x.dtype)
-    high = jnp.max(x) if x.size else jnp.zeros((), x.dtype)
+def _check(bad: jax.Array, message: str, x: jax.Array, keep: jax.Array | None, functional: bool):
+    """Raise (eagerly) or stage a check that `bad` holds nowhere `keep` does."""
+    if keep is not None:
+        bad = bad & keep
+    big = jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).max
+    small = -jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min
+    low = jnp.min(x, where=keep, initial=big) if x.size else jnp.zeros((), x.dtype)
+    high = jnp.max(x, where=keep, initial=small) if x.size else jnp.zeros((), x.dtype)
     bad = jnp.any(bad)
-    if isinstance(bad, jax.core.Tracer):  # under jit / grad: check at run time
-        jax.debug.callback(functools.partial(_raise_if, message), bad, low, high)
-    else:  # concrete values: raise here, plainly
+    if not isinstance(bad, jax.core.Tracer):  # concrete values: raise here, plainly
         _raise_if(message, bad, low, high)
+    elif functional:  # a check that `checkify.checkify` turns into an error value
+        _checkify.check(~bad, message + " (found min {low}, max {high}).", low=low, high=high)
+    else:  # under jit / grad / vmap: check at run time
+        jax.debug.callback(functools.partial(_raise_if, message), bad, low, high)
 
 
-def checked(fn: F) -> F:
+def _kept_entries(bound: inspect.BoundArguments, x: jax.Array) -> jax.Array | None:
+    """The entries of argument `x` that count: not masked by `where`, not of an
+    example whose integer label is `ignore_index`. None: all of them.
+
+    `where` is aligned with `x` as the losses align it: the binary family
+    broadcasts it elementwise; the multi-class family (and the fused loss,
+    whose features are on the last axis) reads it by rank, per example
+    (broadcast along the class `axis`) or as a class mask (for per-example
+    arguments, an example counts if any of its classes does).
+    """
+    args = bound.arguments
+    multi_class = "axis" in args or "kernel" in args
+    axis = args.get("axis", -1) if multi_class else None
+    keep = None
+    if args.get("where") is not None:
+        keep = _align(jnp.asarray(args["where"]).astype(bool), x.shape, axis)
+    ignore = args.get("ignore_index")
+    if ignore is not None and args.get("labels") is not None:
+        counted = _align(jnp.asarray(args["labels"]) != ignore, x.shape, axis)
+        if counted is not None:
+            keep = counted if keep is None else keep & counted
+    return keep
+
+
+def _align(m: jax.Array, shape: tuple[int, ...], axis: int | None) -> jax.Array | None:
+    """`m` as a mask of an argument of `shape` (None if it is not one)."""
+    if axis is not None and m.ndim == len(shape) - 1:  # per example, along the classes
+        m = jnp.expand_dims(m, axis % len(shape))
+    elif axis is not None and m.ndim == len(shape) + 1:  # a class mask, per example
+        m = jnp.any(m, axis)
+    try:
+        fits = jnp.broadcast_shapes(m.shape, shape) == tuple(shape)
+    except ValueError:
+        fits = False
+    return jnp.broadcast_to(m, shape) if fits else None
+
+
+def checked(fn: F, *, checkify: bool = False) -> F:
     """Return `fn` with runtime value checks that raise a `ValueError`.
 
     Static checks (shapes, dtypes, `reduction`) always run. `checked` adds the
     checks that need the values: labels outside [0, 1] for the binary family,
     probabilities outside [0, 1], integer labels outside ``[0, C)`` that are
-    not ``ignore_index``, and NaN in any floating input. The message names the
-    argument. Called eagerly, the `ValueError` is raised directly; under
-    `jax.jit` it surfaces as a `jax.errors.JaxRuntimeError` carrying the same
-    message when the result is computed. The checks cost a pass over the
-    inputs: use `checked` to debug, the plain function to train.
+    not ``ignore_index``, and NaN in any floating input. Entries that
+    ``where`` masks, and examples whose label is ``ignore_index``, are not
+    checked: partially labelled data may hold anything there. The message
+    names the argument, what was found, and what is allowed. The checks cost
+    a pass over the inputs: use `checked` to debug, the plain function to
+    train.
+
+    Called eagerly, the `ValueError` is raised directly. Inside `jax.jit` the
+    values are known only when the program runs:
+
+    - by default a host callback raises the `ValueError` there, and JAX
+      reports it as a `jax.errors.JaxRuntimeError` whose last line is the
+      message;
+    - with ``checkify=True`` the checks are ``jax.experimental.checkify``
+      checks: wrap the jitted function in ``checkify.checkify`` and
+      ``err.throw()`` raises a `ValueError` whose message is ours, first
+      (see the example). Without ``checkify.checkify`` around it, such a
+      function fails to compile under `jit`.
 
     Args:
       fn: a jaxloss loss function.
+      checkify: stage the checks for ``jax.experimental.checkify`` under a
+        trace instead of raising from a host callback.
 
     Returns:
       A function with the same signature and results.
 
     Example:
+      >>> import jax
       >>> import jax.numpy as jnp
+      >>> from jax.experimental import checkify
       >>> import jaxloss
       >>> bce = jaxloss.checked(jaxloss.binary_cross_entropy)
       >>> bce(jnp.array([0.2, 0.9]), jnp.array([0.0, 2.0]))
       Traceback (most recent call last):
         ...
       ValueError: `labels` must lie in [0, 1] (found min 0.0, max 2.0).
+      >>> # Masked entries are not checked: -1 marks a missing label here.
+      >>> loss = bce(jnp.array([0.2, 0.9]), jnp.array([0.0, -1.0]),
+      ...            where=jnp.array([True, False]))
+      >>> # Under jit, with checkify: the error names the argument first.
+      >>> bce = jaxloss.checked(jaxloss.binary_cross_entropy, checkify=True)
+      >>> err, loss = checkify.checkify(jax.jit(bce))(jnp.array([0.2, 0.9]),
+      ...                                             jnp.array([0.0, 2.0]))
+      >>> err.throw()
+      Traceback (most recent call last):
+        ...
+      jax._src.checkify.JaxRuntimeError: `labels` must lie in [0, 1] (found min 0.0, max 2.0). ...
     """
     try:
         spec, num_classes = fn.__jaxloss_checks__  # type: ignore[attr-defined]
     except AttributeError:
         raise TypeError(f"{fn!r} is not a jaxloss loss function.") from None
     signature = inspect.signature(fn)
+    # The arguments whose entries `where` and `ignore_index` can exclude: the
+    # predictions, the labels and an elementwise weight; the fused loss'
+    # kernel and per-class vectors (class weights, `pos_weight`, `alpha`)
+    # are checked whole.
+    maskable = {next(iter(signature.parameters)), "labels", "weight"}
+    functional = checkify
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -314,11 +409,14 @@ def checked(fn: F) -> F:
             if not isinstance(value, (jax.Array, np.ndarray, np.generic, int, float)):
                 continue
             x = jnp.asarray(value)
+            keep = None
+            if name in maskable:
+                keep = _kept_entries(bound, x)
             kind = spec.get(name)
             if jnp.issubdtype(x.dtype, jnp.floating):
-                _check(jnp.isnan(x), f"`{name}` contains NaN", x)
+                _check(jnp.isnan(x), f"`{name}` contains NaN", x, keep, functional)
             if kind == UNIT:
-                _check((x < 0) | (x > 1), f"`{name}` must lie in [0, 1]", x)
+                _check((x < 0) | (x > 1), f"`{name}` must lie in [0, 1]", x, keep, functional)
             elif kind == INDEX:
                 c = num_classes(bound)
                 ignore = bound.arguments.get("ignore_index")
@@ -326,7 +424,8 @@ def checked(fn: F) -> F:
                 if ignore is not None:
                     ok = ok | (x == ignore)
                 allowed = f"[0, {c})" + ("" if ignore is None else f" or {ignore}")
-                _check(~ok, f"`{name}` must be a class index in {allowed}", x)
+                message = f"`{name}` must be a class index in {allowed}"
+                _check(~ok, message, x, keep, functional)
         return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

@@ -2,7 +2,9 @@
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
+from jax.experimental import checkify
 
 import jaxloss
 
@@ -210,3 +212,75 @@ def test_checked_under_jit_raises_at_run_time():
 def test_checked_rejects_other_functions():
     with pytest.raises(TypeError, match="not a jaxloss loss function"):
         jaxloss.checked(jnp.sum)
+
+
+# `checked` never checks what `where` masks or `ignore_index` ignores.
+MASKED_CASES = [
+    (  # partially labelled multi-label data: -1 marks a missing label
+        jaxloss.sigmoid_binary_cross_entropy,
+        (jnp.zeros((2, 3)), jnp.array([[1.0, -1.0, 0.0], [-1.0, 0.0, 1.0]])),
+        {"where": jnp.array([[True, False, True], [False, True, True]])},
+    ),
+    (  # a per-example mask of [N, C] logits with N == C: rows, not classes
+        jaxloss.softmax_cross_entropy_with_integer_labels,
+        (jnp.zeros((3, 3)).at[2].set(jnp.nan), jnp.array([0, 1, -1])),
+        {"where": jnp.array([True, True, False])},
+    ),
+    (  # padding labels and their logits, named by ignore_index
+        jaxloss.softmax_focal_loss_with_integer_labels,
+        (jnp.zeros((3, 3)).at[2].set(jnp.nan), jnp.array([0, 1, 255])),
+        {"ignore_index": 255},
+    ),
+    (  # probability targets of masked examples
+        jaxloss.softmax_cross_entropy,
+        (jnp.zeros((2, 3)), jnp.array([[1.0, 0.0, 0.0], [2.0, jnp.nan, -1.0]])),
+        {"where": jnp.array([True, False])},
+    ),
+    (  # a class mask: the masked class's probability is not looked at
+        jaxloss.categorical_cross_entropy,
+        (jnp.array([[0.5, 0.5, -3.0]]), jnp.array([[1.0, 0.0, 0.0]])),
+        {"where": jnp.array([[True, True, False]])},
+    ),
+    (  # the fused loss: masked tokens' features and labels
+        jaxloss.linear_softmax_cross_entropy,
+        (jnp.ones((2, 4)).at[1].set(jnp.nan), jnp.ones((4, 3)), jnp.array([0, 7])),
+        {"where": jnp.array([True, False])},
+    ),
+]
+
+
+@pytest.mark.parametrize("fn,args,kwargs", MASKED_CASES)
+def test_checked_skips_masked_and_ignored_entries(fn, args, kwargs):
+    got = jaxloss.checked(fn)(*args, **kwargs, reduction="sum")
+    assert got == fn(*args, **kwargs, reduction="sum")
+    assert np.isfinite(got)
+
+
+def test_checked_still_checks_the_entries_that_count():
+    bce = jaxloss.checked(jaxloss.sigmoid_binary_cross_entropy)
+    y = jnp.array([[1.0, -1.0, 0.0], [-1.0, 0.0, 3.0]])
+    keep = jnp.array([[True, False, True], [False, True, True]])
+    # The message reports the entries that count: -1 is masked, 3 is not.
+    with pytest.raises(
+        ValueError, match=r"`labels` must lie in \[0, 1\] \(found min 0.0, max 3.0\)"
+    ):
+        bce(jnp.zeros((2, 3)), y, where=keep)
+    ce = jaxloss.checked(jaxloss.softmax_cross_entropy_with_integer_labels)
+    with pytest.raises(ValueError, match=r"\[0, 3\) or 255 \(found min 1, max 7\)"):
+        ce(jnp.zeros((3, 3)), jnp.array([7, 1, 255]), ignore_index=255)
+
+
+def test_checked_with_checkify_under_jit_names_the_argument_first():
+    f = jaxloss.checked(jaxloss.sigmoid_binary_cross_entropy, checkify=True)
+    g = checkify.checkify(jax.jit(f))
+    err, _ = g(jnp.zeros(2), jnp.array([0.0, 3.0]))
+    with pytest.raises(ValueError) as info:
+        err.throw()
+    assert str(info.value).startswith("`labels` must lie in [0, 1] (found min 0.0, max 3.0).")
+    # Masked entries are not checked here either, and valid inputs pass.
+    err, out = g(jnp.zeros(2), jnp.array([0.0, 3.0]), where=jnp.array([True, False]))
+    assert err.get() is None
+    assert out[1] == 0.0
+    # Under grad and vmap too.
+    err, _ = checkify.checkify(jax.grad(lambda x: f(x, jnp.array([0.0, 3.0])).sum()))(jnp.zeros(2))
+    assert err.get().startswith("`labels` must lie in [0, 1]")
