@@ -212,10 +212,12 @@ def _present(x: jax.Array) -> jax.Array:
     return x > -jnp.inf
 
 
-def _ce_stats(x, v, axis):
+def _ce_stats(x, v, required, axis):
     """`(S, V, r)` per example: `S = sum_c v_c (lse - x_c)` and
     `V = sum_c v_c` over the classes that exist, `v` broadcastable to `x`,
-    and `r` the logsumexp of `x`.
+    and `r` the logsumexp of `x`. `S` is +inf where `required` (None, or an
+    array broadcastable to `x`) puts positive mass on an absent class: a
+    prediction that gives the target probability 0.
 
     Most batches hold no -inf logit, and there the plain sums are exact and
     XLA fuses them into its reductions, while the select that drops absent
@@ -246,31 +248,38 @@ def _ce_stats(x, v, axis):
     def guarded():
         present = _present(x)
         s = sums(jnp.where(present, v, 0), jnp.where(present, x + neg_m, 0))
+        if required is not None:
+            impossible = jnp.any(~present & (required > 0), axis)
+            s = (jnp.where(impossible, jnp.inf, s[0]), s[1])
         return tuple(jnp.where(ok, a, b) for a, b in zip(plain, s, strict=True))
 
     s, big_v = jax.lax.cond(jnp.all(ok), lambda: plain, guarded)
     return s, big_v, r
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
-def _ce_sum(x, v, axis):
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
+def _ce_sum(x, v, required, axis):
     """`sum_c v_c (lse - x_c)` over the classes that exist (`x_c > -inf`).
 
     Cross-entropy against (unnormalised) targets `v`, broadcastable to `x`.
-    Its derivatives are written out (`v` need not sum to 1):
+    Target mass on an absent class is dropped (the label-smoothing share),
+    unless `required` (the unsmoothed targets, or None) puts mass there: then
+    the loss is +inf, as the integer-label loss gives for a label whose logit
+    is -inf. Its derivatives are written out (`v` need not sum to 1):
 
         d/dx_c = p_c V - v_c,   d/dv_c = lse - x_c     (0 for absent classes)
 
     which XLA fuses into one elementwise pass, where differentiating the
     `cond` in `_ce_stats` would store its branches' intermediates.
     """
-    return _ce_stats(x, v, axis)[0]
+    return _ce_stats(x, v, required, axis)[0]
 
 
 @functools.partial(_ce_sum.defjvp, symbolic_zeros=True)
 def _ce_sum_jvp(axis, primals, tangents):
-    (x, v), (dx, dv) = primals, tangents
-    s, big_v, r = _ce_stats(x, v, axis)
+    # `required` only decides where the loss is infinite: no derivative.
+    (x, v, required), (dx, dv, _) = primals, tangents
+    s, big_v, r = _ce_stats(x, v, required, axis)
     present = _present(x)
     # Copies of the max and of `v` behind a barrier: XLA would otherwise
     # merge the gradient's `x - m` and broadcast `v` with the forward's and
@@ -307,7 +316,7 @@ def integer_ce(x, index, axis, label_smoothing, z_loss, w=None):
     if smoothing:
         e = hyper(label_smoothing, loss.dtype)
         wc = jnp.ones((), x.dtype) if w is None else _along(w, x.ndim, axis)
-        loss = (1 - e) * loss + e / x.shape[axis] * _ce_sum(x, wc, axis)
+        loss = (1 - e) * loss + e / x.shape[axis] * _ce_sum(x, wc, None, axis)
     loss = loss + _z_term(z_loss, r.lse)
     return jnp.where(r.has_class, loss, jnp.nan), w_y
 
@@ -386,8 +395,9 @@ def _dist_setup(name, predictions, labels, axis, reduction, label_smoothing, whe
             f"`labels` has shape {t.shape} but `{name}` has shape {x.shape}; "
             f"probability targets have the shape of `{name}`.{hint}"
         )
-    t = smooth_labels(t.astype(x.dtype), label_smoothing, x.shape[axis])
-    return x, t, axis, mask, class_mask
+    raw = t.astype(x.dtype)
+    t = smooth_labels(raw, label_smoothing, x.shape[axis])
+    return x, t, raw, axis, mask, class_mask
 
 
 # --------------------------------------------------------------------------
@@ -512,8 +522,13 @@ def softmax_cross_entropy(
     including its ``"mean"`` with ``weight`` (divide by the number of
     examples). Without options it equals
     ``optax.losses.softmax_cross_entropy``, also with optax's class-mask
-    ``where``: masked classes (and classes whose logit is -inf) leave the
-    softmax and the sum.
+    ``where`` for targets without mass on masked classes: masked classes
+    (and classes whose logit is -inf) leave the softmax and the sum. Target
+    mass on such a class gives +inf, as a label whose logit is -inf does in
+    PyTorch, optax and :func:`softmax_cross_entropy_with_integer_labels`
+    (optax's class mask drops that mass instead); only its label-smoothing
+    share is dropped. The gradient with respect to ``labels`` is
+    ``w * (lse - x)`` (``-log p`` scaled), also where a target is exactly 0.
 
     Shape:
       - logits, labels: ``[..., C, ...]`` with the classes on ``axis``.
@@ -549,12 +564,12 @@ def softmax_cross_entropy(
       >>> print(np.asarray(jaxloss.softmax_cross_entropy(x, t)).round(4))
       [0.0951 2.3573]
     """
-    x, t, axis, mask, _ = _dist_setup(
+    x, t, raw, axis, mask, _ = _dist_setup(
         "logits", logits, labels, axis, reduction, label_smoothing, where
     )
     w = _class_vector("class_weight", class_weight, x, axis)
     r = _logsumexp(x, axis)
-    loss = _ce_sum(x, _per_class(w, t, axis), axis)
+    loss = _ce_sum(x, _per_class(w, t, axis), raw, axis)
     loss = loss + _z_term(z_loss, r.lse)
     loss = jnp.where(r.has_class, loss, jnp.nan)
     return reduce(loss, reduction, mask)
@@ -620,7 +635,7 @@ def categorical_cross_entropy(
       >>> print(f"{loss:.6f}")  # sklearn.metrics.log_loss: 1.3783888522474517
       1.378389
     """
-    p, t, axis, mask, present = _dist_setup(
+    p, t, _, axis, mask, present = _dist_setup(
         "probs", probs, labels, axis, reduction, label_smoothing, where
     )
     w = _class_vector("class_weight", class_weight, p, axis)
@@ -659,7 +674,9 @@ def softmax_focal_loss(
     but the most likely, whose ``1 - p`` is the logsumexp of the others. So
     loss, gradient and Hessian stay finite for every finite logit, also for
     ``0 < gamma < 1``. ``gamma=0, alpha=None`` equals
-    :func:`softmax_cross_entropy` exactly.
+    :func:`softmax_cross_entropy` exactly. Target mass on a class whose
+    logit is -inf (or that a class mask removes) gives +inf; only its
+    label-smoothing share is dropped.
 
     Shape:
       - logits, labels: ``[..., C, ...]`` with the classes on ``axis``.
@@ -700,7 +717,7 @@ def softmax_focal_loss(
       [2.1005 0.0132]
     """
     check_non_negative("gamma", gamma)
-    x, t, axis, mask, _ = _dist_setup(
+    x, t, raw, axis, mask, _ = _dist_setup(
         "logits", logits, labels, axis, reduction, label_smoothing, where
     )
     a = _class_vector("alpha", alpha, x, axis)
@@ -714,7 +731,7 @@ def softmax_focal_loss(
     log_1m_p = jnp.where(top, log_1m_top, jnp.log1p(-jnp.exp(jnp.where(top, -1.0, log_p))))
     defined = ~top | jnp.expand_dims(rest.has_class, axis)
     modulated = _modulator(log_1m_p, defined, gamma) * t
-    loss = _ce_sum(x, _per_class(a, modulated, axis), axis)
+    loss = _ce_sum(x, _per_class(a, modulated, axis), raw, axis)
     loss = jnp.where(r.has_class, loss, jnp.nan)
     return reduce(loss, reduction, mask)
 

@@ -303,7 +303,8 @@ def test_neg_inf_rows_beside_finite_rows_with_weights_under_vmap():
         [[1.0, 3.0, 2.0, 0.5, -1.0], [2.0, -inf, 0.5, -inf, 1.0], [0.3, 0.1, -2.0, 4.0, 1.0]]
     )
     y = np.array([0, 4, 3])
-    t = np.asarray(jax.nn.softmax(RNG.normal(size=x.shape), -1))
+    t = np.where(np.isfinite(x), np.exp(RNG.normal(size=x.shape)), 0.0)
+    t = t / t.sum(-1, keepdims=True)  # no target mass on absent classes (that is +inf)
     w = np.linspace(0.5, 2.0, c)
 
     def integer(x, y):
@@ -336,3 +337,46 @@ def test_neg_inf_rows_beside_finite_rows_with_weights_under_vmap():
     chex.assert_tree_all_finite(grads)
     for g in grads:
         np.testing.assert_array_equal(np.asarray(g)[np.isinf(x)], 0.0)
+
+
+@pytest.mark.parametrize("name", ["softmax_cross_entropy", "softmax_focal_loss"])
+@pytest.mark.parametrize("absent_by", ["neg_inf", "class_mask"])
+def test_target_mass_on_an_absent_class_is_infinite(name, absent_by):
+    # A prediction that gives the target probability 0 is never plausible:
+    # +inf, as the integer-label loss (and PyTorch, optax) gives for a label
+    # whose logit is -inf. Only the smoothing share of an absent class is dropped.
+    fn = getattr(jl, name)
+    x = jnp.array([[0.0, 0.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.0, 0.0]])
+    t = jnp.array([[0.4, 0.3, 0.3], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    keep = jnp.array([False, True, True])[None, :] | (jnp.arange(3) == 1)[:, None]
+    kw = {"where": keep} if absent_by == "class_mask" else {}
+    if absent_by == "neg_inf":
+        x = jnp.where(keep, x, -jnp.inf)
+    for e in (0.0, 0.1):
+        out = fn(x, t, label_smoothing=e, **kw)
+        assert out[0] == jnp.inf and out[2] == jnp.inf, out
+        assert np.isfinite(out[1])
+    # Targets without mass there: finite, the smoothing share dropped.
+    t_ok = jnp.array([[0.0, 0.5, 0.5], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    f = lambda x: fn(x, t_ok, label_smoothing=0.1, **kw).sum()  # noqa: E731
+    loss, g_rev, g_fwd = jax.jit(lambda x: (f(x), jax.grad(f)(x), jax.jacfwd(f)(x)))(x)
+    chex.assert_tree_all_finite((loss, g_rev, g_fwd))
+    chex.assert_trees_all_close(g_rev, g_fwd, rtol=1e-5, atol=1e-7)
+    batched = jax.jit(jax.vmap(lambda x, t, k: fn(x, t, where=k) if kw else fn(x, t)))(
+        x, t, jnp.broadcast_to(keep, x.shape)
+    )
+    assert batched[0] == jnp.inf and np.isfinite(batched[1])
+
+
+def test_issue_cases_reported_against_pytorch():
+    # The reported row: 0.41589 and 0.0 before; +inf as the integer label gives.
+    x = jnp.array([[-jnp.inf, 0.0, 0.0]])
+    assert jaxloss.softmax_cross_entropy(x, jnp.array([[0.4, 0.3, 0.3]]))[0] == jnp.inf
+    assert jaxloss.softmax_cross_entropy(x, jnp.array([[1.0, 0.0, 0.0]]))[0] == jnp.inf
+    assert jaxloss.softmax_cross_entropy_with_integer_labels(x, jnp.array([0]))[0] == jnp.inf
+    # d/dt of -sum t log p is -log p, also where t is exactly 0.
+    p = jnp.array([0.2, 0.3, 0.5])
+    g = jax.grad(lambda t: jaxloss.categorical_cross_entropy(p, t).sum())(
+        jnp.array([0.0, 0.0, 1.0])
+    )
+    np.testing.assert_allclose(g, -np.log([0.2, 0.3, 0.5]), rtol=1e-6)
