@@ -1,6 +1,13 @@
-"""Every public loss with a maker of valid inputs, for the cross-cutting tests."""
+"""Every public loss declared once, for the cross-cutting tests.
 
+Adding a loss to `REGISTRY` is what puts it through every shared-convention
+test: transforms, half precision, masks, properties and gradients with
+respect to every differentiable argument.
+"""
+
+import dataclasses
 import inspect
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -29,40 +36,91 @@ def softmax_inputs(rng, shape, dtype=np.float32, probs=False, integer=False):
     return jnp.asarray(x, dtype), labels
 
 
-# name -> (function, input maker, is the first argument logits, label kind)
-LOSSES = {
-    "binary_cross_entropy": (
-        jaxloss.binary_cross_entropy,
-        lambda r, s, d=np.float32: binary_inputs(r, s, d, probs=True),
-    ),
-    "sigmoid_binary_cross_entropy": (jaxloss.sigmoid_binary_cross_entropy, binary_inputs),
-    "binary_focal_loss": (
-        jaxloss.binary_focal_loss,
-        lambda r, s, d=np.float32: binary_inputs(r, s, d, probs=True),
-    ),
-    "sigmoid_focal_loss": (jaxloss.sigmoid_focal_loss, binary_inputs),
-    "softmax_cross_entropy": (jaxloss.softmax_cross_entropy, softmax_inputs),
-    "softmax_cross_entropy_with_integer_labels": (
-        jaxloss.softmax_cross_entropy_with_integer_labels,
-        lambda r, s, d=np.float32: softmax_inputs(r, s, d, integer=True),
-    ),
-    "categorical_cross_entropy": (
-        jaxloss.categorical_cross_entropy,
-        lambda r, s, d=np.float32: softmax_inputs(r, s, d, probs=True),
-    ),
-    "softmax_focal_loss": (jaxloss.softmax_focal_loss, softmax_inputs),
-    "softmax_focal_loss_with_integer_labels": (
-        jaxloss.softmax_focal_loss_with_integer_labels,
-        lambda r, s, d=np.float32: softmax_inputs(r, s, d, integer=True),
-    ),
-}
+@dataclasses.dataclass(frozen=True)
+class Loss:
+    """One public loss, declared once for every shared-convention test.
 
-LOGIT_LOSSES = [
-    n
-    for n in LOSSES
-    if n not in ("binary_cross_entropy", "binary_focal_loss", "categorical_cross_entropy")
-]
-BINARY = [n for n in LOSSES if "binary" in n or n == "sigmoid_focal_loss"]
+    `make(rng, shape, dtype)` gives valid `(predictions, labels)`;
+    `options(c)` switches on every feature the loss has, for `c` classes;
+    `diff` names the differentiable arguments: the predictions and, for
+    probability labels, the labels by their parameter names, then options.
+    """
+
+    fn: Callable
+    family: str  # "binary" (elementwise) or "multiclass" (softmax over an axis)
+    make: Callable
+    options: Callable[[int], dict]
+    diff: tuple[str, ...]
+
+    @property
+    def first(self) -> str:
+        return next(iter(inspect.signature(self.fn).parameters))
+
+
+def _w(c):
+    return jnp.linspace(0.5, 2.0, c, dtype=jnp.float32)
+
+
+def _on_probs(maker, **kw):
+    return lambda r, s, d=np.float32: maker(r, s, d, probs=True, **kw)
+
+
+def _integer(r, s, d=np.float32):
+    return softmax_inputs(r, s, d, integer=True)
+
+
+REGISTRY = {
+    "binary_cross_entropy": Loss(
+        jaxloss.binary_cross_entropy, "binary", _on_probs(binary_inputs),
+        lambda c: dict(weight=_w(c), label_smoothing=0.1),
+        ("probs", "labels", "weight", "label_smoothing"),
+    ),
+    "sigmoid_binary_cross_entropy": Loss(
+        jaxloss.sigmoid_binary_cross_entropy, "binary", binary_inputs,
+        lambda c: dict(weight=_w(c), pos_weight=_w(c)[::-1], label_smoothing=0.1),
+        ("logits", "labels", "weight", "pos_weight", "label_smoothing"),
+    ),
+    "binary_focal_loss": Loss(
+        jaxloss.binary_focal_loss, "binary", _on_probs(binary_inputs),
+        lambda c: dict(weight=_w(c), gamma=0.5, alpha=0.25, label_smoothing=0.1),
+        ("probs", "labels", "weight", "alpha", "gamma", "label_smoothing"),
+    ),
+    "sigmoid_focal_loss": Loss(
+        jaxloss.sigmoid_focal_loss, "binary", binary_inputs,
+        lambda c: dict(weight=_w(c), gamma=0.5, alpha=0.25, label_smoothing=0.1),
+        ("logits", "labels", "weight", "alpha", "gamma", "label_smoothing"),
+    ),
+    "softmax_cross_entropy": Loss(
+        jaxloss.softmax_cross_entropy, "multiclass", softmax_inputs,
+        lambda c: dict(class_weight=_w(c), label_smoothing=0.1, z_loss=1e-3),
+        ("logits", "labels", "class_weight", "label_smoothing", "z_loss"),
+    ),
+    "softmax_cross_entropy_with_integer_labels": Loss(
+        jaxloss.softmax_cross_entropy_with_integer_labels, "multiclass", _integer,
+        lambda c: dict(class_weight=_w(c), label_smoothing=0.1, z_loss=1e-3),
+        ("logits", "class_weight", "label_smoothing", "z_loss"),
+    ),
+    "categorical_cross_entropy": Loss(
+        jaxloss.categorical_cross_entropy, "multiclass", _on_probs(softmax_inputs),
+        lambda c: dict(class_weight=_w(c), label_smoothing=0.1),
+        ("probs", "labels", "class_weight", "label_smoothing"),
+    ),
+    "softmax_focal_loss": Loss(
+        jaxloss.softmax_focal_loss, "multiclass", softmax_inputs,
+        lambda c: dict(gamma=0.5, alpha=_w(c), label_smoothing=0.1),
+        ("logits", "labels", "alpha", "gamma", "label_smoothing"),
+    ),
+    "softmax_focal_loss_with_integer_labels": Loss(
+        jaxloss.softmax_focal_loss_with_integer_labels, "multiclass", _integer,
+        lambda c: dict(gamma=0.5, alpha=_w(c)),
+        ("logits", "alpha", "gamma"),
+    ),
+}  # fmt: skip
+
+# The views older tests use, all derived from the registry.
+LOSSES = {n: (loss.fn, loss.make) for n, loss in REGISTRY.items()}
+LOGIT_LOSSES = [n for n, loss in REGISTRY.items() if loss.first == "logits"]
+BINARY = [n for n, loss in REGISTRY.items() if loss.family == "binary"]
 
 
 def per_example_shape(name, shape):
@@ -71,26 +129,7 @@ def per_example_shape(name, shape):
 
 def all_options(name, c):
     """Keyword options that switch on every feature the loss has."""
-    opts = {"reduction": "none"}
-    fn = LOSSES[name][0]
-    params = (
-        fn.__wrapped__.__code__.co_varnames
-        if hasattr(fn, "__wrapped__")
-        else fn.__code__.co_varnames
-    )
-    w = jnp.linspace(0.5, 2.0, c, dtype=jnp.float32)
-    for k, v in {
-        "weight": w,
-        "pos_weight": w,
-        "class_weight": w,
-        "label_smoothing": 0.1,
-        "z_loss": 1e-3,
-        "gamma": 0.5,
-        "alpha": 0.25,
-    }.items():
-        if k in params:
-            opts[k] = v
-    return opts
+    return {"reduction": "none", **REGISTRY[name].options(c)}
 
 
 def value_and_grad_of_sum(f):
@@ -120,3 +159,19 @@ def _jit(fn):
 
 
 jl = type("Jitted", (), {n: _jit(f) for n, (f, _) in LOSSES.items()})
+
+
+def _linear_inputs(rng, shape, dtype=np.float32):
+    n, v = shape
+    d = 4
+    x = jnp.asarray(rng.normal(size=(n, d)), dtype)
+    kernel = jnp.asarray(rng.normal(size=(d, v)) * 0.5, dtype)
+    return x, kernel, jnp.asarray(rng.integers(0, v, size=n), jnp.int32)
+
+
+# The fused loss: three positional arrays, and reverse mode only (custom VJP).
+FUSED = Loss(
+    jaxloss.linear_softmax_cross_entropy, "fused", _linear_inputs,
+    lambda c: dict(bias=_w(c) - 1, label_smoothing=0.1, z_loss=1e-3),
+    ("inputs", "kernel", "bias", "label_smoothing", "z_loss"),
+)  # fmt: skip

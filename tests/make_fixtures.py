@@ -14,6 +14,7 @@ and needs none of these libraries.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pathlib
@@ -34,9 +35,13 @@ class Cases:
     def __init__(self, name: str, source: str):
         self.name, self.source, self.meta, self.arrays = name, source, [], {}
 
-    def add(self, fn, args, expected, grad=None, cot=None, **kwargs):
+    def add(self, fn, args, expected, grad=None, cot=None, wrt=0, **kwargs):
+        """`grad` is the gradient with respect to `wrt`: the index of a
+        positional argument, or the name of a keyword option."""
         i = len(self.meta)
         case = {"id": f"{self.name}-{i}", "fn": fn, "source": self.source}
+        if wrt != 0:
+            case["wrt"] = wrt
         case["args"] = []
         for j, a in enumerate(args):
             self.arrays[f"{i}/arg{j}"] = np.asarray(a)
@@ -168,6 +173,126 @@ def binary_torch():
             v, g, cot = torch_value_grad(fn, x, red)
             kw = {} if pw is None else {"pos_weight": pw}
             c.add("sigmoid_binary_cross_entropy", [x, y], v, g, cot, reduction=red, **kw)
+    c.save()
+
+
+# --------------------------------------------------------------------------
+# PyTorch: gradients with respect to targets, weights and pos_weight.
+
+
+def torch_grad_wrt(fn, tensors, wrt, reduction):
+    """Value of `fn(**tensors)` and the gradient of sum(value * cot) with
+    respect to `tensors[wrt]` (float64 tensors made from float32 arrays)."""
+    ts = {k: (None if v is None else t64(v, grad=k == wrt)) for k, v in tensors.items()}
+    out = fn(**ts)
+    cot = None
+    if reduction == "none":
+        cot = f32(rng.normal(size=out.shape))
+        (out * t64(cot)).sum().backward()
+    else:
+        out.backward()
+    return out.detach().numpy(), ts[wrt].grad.numpy(), cot
+
+
+def target_grads_torch():
+    """Labels at exactly 0 and 1 (and soft), weights at exactly 0: the
+    derivatives PyTorch gives there, which a guarded product must keep."""
+    global rng
+    rng = np.random.default_rng(20261204)  # its own seed: the same cases alone or in a full run
+    c = Cases("torch_target_grads", "torch 2.13.0")
+    n, k = 5, 4
+    logits = f32(rng.normal(size=(n, k)) * 3)
+    probs = f32(rng.uniform(0.02, 0.98, size=(n, k)))
+    hard = f32(rng.integers(0, 2, size=(n, k)))
+    soft = f32(np.where(rng.uniform(size=(n, k)) < 0.5, hard, rng.uniform(size=(n, k))))
+    w = f32(np.where(rng.uniform(size=(n, k)) < 0.4, 0.0, rng.uniform(0.1, 2, size=(n, k))))
+    pos_weight = f32(rng.uniform(0.5, 4, size=(k,)))
+
+    # PyTorch does not differentiate its fused losses with respect to
+    # `weight`; the loss is linear in it, so it is applied here, to PyTorch's
+    # unweighted elementwise loss, and autograd differentiates that.
+    def reduce(loss, weight, red):
+        loss = loss if weight is None else loss * weight
+        return {"none": loss, "mean": loss.mean(), "sum": loss.sum()}[red]
+
+    def bcel(x, y, weight=None, pos_weight=None, red="none"):
+        if pos_weight is not None and pos_weight.requires_grad:
+            # Nor with respect to `pos_weight`: its documented formula, in torch ops.
+            loss = -(pos_weight * y * F.logsigmoid(x) + (1 - y) * F.logsigmoid(-x))
+        else:
+            loss = F.binary_cross_entropy_with_logits(x, y, pos_weight=pos_weight, reduction="none")
+        return reduce(loss, weight, red)
+
+    def bce(p, y, weight=None, red="none"):
+        return reduce(F.binary_cross_entropy(p, y, reduction="none"), weight, red)
+
+    for red in ("none", "mean"):
+        for labels in (hard, soft):
+            for pw in (None, pos_weight):
+                opts = {} if pw is None else {"pos_weight": pw}
+                for wrt in ("y", "weight") + (() if pw is None else ("pos_weight",)):
+                    t = {"x": logits, "y": labels, "weight": w, "pos_weight": pw}
+                    fn = functools.partial(bcel, red=red)
+                    v, g, cot = torch_grad_wrt(fn, t, wrt, red)
+                    name = {"y": 1, "weight": "weight", "pos_weight": "pos_weight"}[wrt]
+                    c.add(
+                        "sigmoid_binary_cross_entropy",
+                        [logits, labels],
+                        v,
+                        g,
+                        cot,
+                        wrt=name,
+                        reduction=red,
+                        weight=w,
+                        **opts,
+                    )
+            for wrt in ("y", "weight"):
+                t = {"p": probs, "y": labels, "weight": w}
+                v, g, cot = torch_grad_wrt(functools.partial(bce, red=red), t, wrt, red)
+                name = {"y": 1, "weight": "weight"}[wrt]
+                c.add(
+                    "binary_cross_entropy",
+                    [probs, labels],
+                    v,
+                    g,
+                    cot,
+                    wrt=name,
+                    reduction=red,
+                    weight=w,
+                )
+    # The cases users reported, as PyTorch gives them.
+    x, y = f32([2.0, -2.0, 2.0, -2.0]), f32([1.0, 0.0, 0.0, 1.0])
+    v, g, _ = torch_grad_wrt(functools.partial(bcel, red="sum"), {"x": x, "y": y}, "y", "sum")
+    c.add("sigmoid_binary_cross_entropy", [x, y], v, g, wrt=1, reduction="sum")
+    x, y, pw = f32([2.0]), f32([1.0]), f32([3.0])
+    t = {"x": x, "y": y, "pos_weight": pw}
+    v, g, _ = torch_grad_wrt(functools.partial(bcel, red="sum"), t, "y", "sum")
+    c.add("sigmoid_binary_cross_entropy", [x, y], v, g, wrt=1, reduction="sum", pos_weight=pw)
+    # Probability-target cross-entropy: gradient with respect to hard and
+    # soft targets and to the class weights.
+    x = f32(rng.normal(size=(n, k)) * 2)
+    onehot = f32(np.eye(k)[rng.integers(0, k, size=n)])
+    dist = f32(rng.dirichlet(np.ones(k), size=n))
+    cw = f32([0.0, 0.5, 1.0, 2.0])
+    for labels in (onehot, dist):
+        for e in (0.0, 0.1):
+            for wrt in ("y", "weight"):
+
+                def ce(x, y, weight, e=e):
+                    return F.cross_entropy(x, y, weight=weight, label_smoothing=e, reduction="sum")
+
+                t = {"x": x, "y": labels, "weight": cw}
+                v, g, _ = torch_grad_wrt(ce, t, wrt, "sum")
+                c.add(
+                    "softmax_cross_entropy",
+                    [x, labels],
+                    v,
+                    g,
+                    wrt={"y": 1, "weight": "class_weight"}[wrt],
+                    reduction="sum",
+                    class_weight=cw,
+                    label_smoothing=e,
+                )
     c.save()
 
 
@@ -573,3 +698,4 @@ if __name__ == "__main__":
     keras_cases()
     kornia_optax_cases()
     linear_torch()
+    target_grads_torch()  # last: it reseeds `rng`
