@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +20,7 @@ from ._common import (
     check_reduction,
     clamped_log,
     compute_dtype,
+    fill_masked,
     grad_floor,
     hyper,
     reduce,
@@ -36,6 +37,16 @@ _LOGITS_HINT = (
 )
 
 
+class Prepared(NamedTuple):
+    """What every binary loss starts from, validated, upcast and broadcast."""
+
+    x: jax.Array  # predictions in the compute dtype, masked entries set to a harmless value
+    y: jax.Array  # labels, smoothed, broadcast to `x`
+    weight: jax.Array | None  # the elementwise weight broadcast to `x`, or None
+    mask: jax.Array | None  # `where` broadcast to `x`, or None
+    floor: float  # the `1 / p` gradient floor of the input dtype
+
+
 def _prepare(
     name: str,
     predictions: ArrayLike,
@@ -44,14 +55,12 @@ def _prepare(
     label_smoothing: Any,
     reduction: str,
     where: ArrayLike | None,
-    masked_value: float,
+    fill: float,
 ):
     """Validate, upcast and broadcast the arguments every binary loss takes.
 
-    Returns `(x, y, w, mask, floor)`: predictions in the compute dtype (masked entries
-    replaced by the harmless `masked_value`, so they give zero gradients),
-    smoothed labels broadcast to `x`, the weight (or None), the mask and the
-    gradient floor of the input dtype.
+    Masked entries of the predictions are replaced by the harmless `fill`
+    (0 for logits, 1/2 for probabilities), so they give zero gradients.
     """
     check_reduction(reduction)
     check_in_range("label_smoothing", label_smoothing, 0.0, 1.0)
@@ -69,14 +78,14 @@ def _prepare(
     mask = None
     if where is not None:
         mask = broadcast_to("where", as_mask(where), x.shape, name)
-        x = jnp.where(mask, x, masked_value)
-    return x, y, w, mask, floor
+        x = fill_masked(x, mask, fill)
+    return Prepared(x, y, w, mask, floor)
 
 
-def _finish(loss, w, mask, reduction):
-    if w is not None:
-        loss = xmul(w, loss)  # a weight of 0 removes an infinite loss too
-    return reduce(loss, reduction, mask)
+def _finish(loss, b: Prepared, reduction):
+    if b.weight is not None:
+        loss = xmul(b.weight, loss)  # a weight of 0 removes an infinite loss too
+    return reduce(loss, reduction, b.mask)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
@@ -194,10 +203,8 @@ def binary_cross_entropy(
       >>> print(np.asarray(jaxloss.binary_cross_entropy(p, y, reduction="mean")).round(4))
       1.3283
     """
-    p, y, w, mask, floor = _prepare(
-        "probs", probs, labels, weight, label_smoothing, reduction, where, 0.5
-    )
-    return _finish(_bce_on_probs(p, y, floor), w, mask, reduction)
+    b = _prepare("probs", probs, labels, weight, label_smoothing, reduction, where, 0.5)
+    return _finish(_bce_on_probs(b.x, b.y, b.floor), b, reduction)
 
 
 @value_checks({"labels": UNIT})
@@ -261,14 +268,12 @@ def sigmoid_binary_cross_entropy(
       >>> print(np.asarray(loss).round(4))
       0.7054
     """
-    x, y, w, mask, _ = _prepare(
-        "logits", logits, labels, weight, label_smoothing, reduction, where, 0.0
-    )
+    b = _prepare("logits", logits, labels, weight, label_smoothing, reduction, where, 0.0)
     pw = None
     if pos_weight is not None:
-        pw = as_real_array("pos_weight", pos_weight).astype(x.dtype)
-        pw = broadcast_to("pos_weight", pw, x.shape, "logits")
-    return _finish(_bce_with_logits(x, y, pw), w, mask, reduction)
+        pw = as_real_array("pos_weight", pos_weight).astype(b.x.dtype)
+        pw = broadcast_to("pos_weight", pw, b.x.shape, "logits")
+    return _finish(_bce_with_logits(b.x, b.y, pw), b, reduction)
 
 
 @value_checks({"probs": UNIT, "labels": UNIT})
@@ -339,19 +344,18 @@ def binary_focal_loss(
       [0.0011 0.0321 0.3299]
     """
     check_non_negative("gamma", gamma)
-    p, y, w, mask, floor = _prepare(
-        "probs", probs, labels, weight, label_smoothing, reduction, where, 0.5
-    )
+    b = _prepare("probs", probs, labels, weight, label_smoothing, reduction, where, 0.5)
+    p, y = b.x, b.y
     one_minus_pt = y * (1 - p) + (1 - y) * p
     # Floored at the smallest normal: the power's derivative stays finite at
     # p_t = 1 for gamma < 1 (where BCE, and so the loss, is 0 anyway).
     tiny = jnp.finfo(p.dtype).tiny
     modulator = jnp.maximum(one_minus_pt, tiny) ** hyper(gamma, p.dtype)
-    loss = modulator * _bce_on_probs(p, y, floor)
+    loss = modulator * _bce_on_probs(p, y, b.floor)
     a_t = _alpha_t(alpha, y, p.dtype)
     if a_t is not None:
         loss = a_t * loss
-    return _finish(loss, w, mask, reduction)
+    return _finish(loss, b, reduction)
 
 
 @value_checks({"labels": UNIT})
@@ -427,14 +431,12 @@ def sigmoid_focal_loss(
       [0.0005 0.017  0.0169]
     """
     check_non_negative("gamma", gamma)
-    x, y, w, mask, _ = _prepare(
-        "logits", logits, labels, weight, label_smoothing, reduction, where, 0.0
-    )
-    loss = _sigmoid_focal(x, y, hyper(gamma, x.dtype))
-    a_t = _alpha_t(alpha, y, x.dtype)
+    b = _prepare("logits", logits, labels, weight, label_smoothing, reduction, where, 0.0)
+    loss = _sigmoid_focal(b.x, b.y, hyper(gamma, b.x.dtype))
+    a_t = _alpha_t(alpha, b.y, b.x.dtype)
     if a_t is not None:
         loss = a_t * loss
-    return _finish(loss, w, mask, reduction)
+    return _finish(loss, b, reduction)
 
 
 def _focal_pieces(x, y, gamma):

@@ -216,6 +216,18 @@ def _xmul_jvp(primals, tangents):
     return xmul(a, b), finite_b * da + finite_a * db
 
 
+def fill_masked(x: jax.Array, keep: jax.Array, fill: float) -> jax.Array:
+    """`x` where `keep`, else `fill`: how `where` reaches a loss's inputs.
+
+    Masked entries are replaced before any computation (the first half of
+    the double `where`), so whatever they held (NaN, inf) gives a finite
+    value and zero gradients; `reduce` drops their loss. `fill` is chosen by
+    the caller: a harmless value (0 for logits, 1/2 for probabilities), or
+    -inf for a class that leaves the softmax.
+    """
+    return jnp.where(keep, x, fill)
+
+
 def safe_div(num: jax.Array, den: jax.Array) -> jax.Array:
     """`num / den`, and 0 where `den == 0` (a mean over nothing), NaN-free in AD."""
     nonzero = den != 0

@@ -20,8 +20,8 @@ Two ways of doing the backward pass, both in this module:
   knows, so the backward pass recomputes each chunk's logits (as Cut
   Cross-Entropy and MaxText's vocabulary tiling do): four matmuls.
 
-The cross-entropy of a chunk is `integer_ce` from the softmax module, the
-same function `softmax_cross_entropy_with_integer_labels` uses; its
+The cross-entropy of a chunk is `integer_ce` from the plain core (`_core.py`),
+the same function `softmax_cross_entropy_with_integer_labels` uses; its
 derivative with respect to the chunk's logits comes from `jax.vjp` of it,
 so every option (smoothing, z-loss, soft cap) has its gradient by
 construction.
@@ -47,11 +47,13 @@ from ._common import (
     check_non_negative,
     check_reduction,
     compute_dtype,
+    fill_masked,
     hyper,
     is_static_zero,
+    safe_div,
     value_checks,
 )
-from ._softmax import finish_integer, integer_ce, label_masks
+from ._core import finish_integer, integer_ce, label_masks
 
 ArrayLike = jax.typing.ArrayLike
 
@@ -73,14 +75,14 @@ class _Config(NamedTuple):
     soft_cap: bool  # logit_soft_cap is set
 
 
-def _chunk_loss(cfg: _Config, u, bias, hyper, index):
+def _chunk_loss(cfg: _Config, u, bias, hp, index):
     """Per-token loss of one chunk from its pre-bias logits `u: [n, V]`."""
     z = u if bias is None else u + bias[None, :]
     if cfg.soft_cap:
-        c = hyper["cap"]
+        c = hp["cap"]
         z = c * jnp.tanh(z / c)  # Gemma-2's soft cap
-    e = hyper["smoothing"] if cfg.smoothing else 0.0
-    zl = hyper["z_loss"] if cfg.z_loss else 0.0
+    e = hp["smoothing"] if cfg.smoothing else 0.0
+    zl = hp["z_loss"] if cfg.z_loss else 0.0
     return integer_ce(z, index, -1, e, zl)[0]
 
 
@@ -95,7 +97,7 @@ def _logits(cfg, x, kernel):
     return _matmul(cfg, x, kernel, ((1,), (0,)))  # [n, D] @ [D, V]
 
 
-def _chunk_grads(cfg, kernel, bias, hyper, carry, chunk):
+def _chunk_grads(cfg, kernel, bias, hp, carry, chunk):
     """Loss of one chunk and the gradients for a per-token cotangent `ct`.
 
     Returns the chunk's loss and input gradient; adds its kernel, bias and
@@ -103,7 +105,7 @@ def _chunk_grads(cfg, kernel, bias, hyper, carry, chunk):
     """
     x, index, ct = chunk
     u = _logits(cfg, x, kernel)
-    loss, vjp = jax.vjp(lambda u, b, h: _chunk_loss(cfg, u, b, h, index), u, bias, hyper)
+    loss, vjp = jax.vjp(lambda u, b, h: _chunk_loss(cfg, u, b, h, index), u, bias, hp)
     du, db, dh = vjp(ct.astype(loss.dtype))
     dx = _matmul(cfg, du, kernel, ((1,), (1,)))  # [n, V] @ [V, D]
     dk = _matmul(cfg, x, du, ((0,), (0,)))  # [D, n] @ [n, V]
@@ -128,28 +130,28 @@ def _unchunk(a):
     return jnp.swapaxes(a, 0, 1).reshape(-1, *a.shape[2:])
 
 
-def _scan_grads(cfg, x, kernel, bias, hyper, index, ct):
-    """Every chunk's loss and gradients: `(loss, dx, dkernel, dbias, dhyper)`.
+def _scan_grads(cfg, x, kernel, bias, hp, index, ct):
+    """Every chunk's loss and gradients: `(loss, dx, dkernel, dbias, dhp)`.
 
     The gradients are in `cfg.dtype` (float32, or float64).
     """
     carry = (
         jnp.zeros(kernel.shape, cfg.dtype),
         None if bias is None else jnp.zeros(bias.shape, cfg.dtype),
-        jax.tree.map(jnp.zeros_like, hyper),
+        jax.tree.map(jnp.zeros_like, hp),
     )
     chunks = tuple(_chunks(a, cfg.chunk) for a in (x, index, ct))
-    step = functools.partial(_chunk_grads, cfg, kernel, bias, hyper)
+    step = functools.partial(_chunk_grads, cfg, kernel, bias, hp)
     (dk, db, dh), (loss, dx) = jax.lax.scan(step, carry, chunks)
     return _unchunk(loss), _unchunk(dx), dk, db, dh
 
 
-def _scan_loss(cfg, x, kernel, bias, hyper, index):
+def _scan_loss(cfg, x, kernel, bias, hp, index):
     """Every token's loss, one chunk of logits at a time."""
 
     def step(_, chunk):
         xc, ic = chunk
-        return None, _chunk_loss(cfg, _logits(cfg, xc, kernel), bias, hyper, ic)
+        return None, _chunk_loss(cfg, _logits(cfg, xc, kernel), bias, hp, ic)
 
     _, loss = jax.lax.scan(step, None, (_chunks(x, cfg.chunk), _chunks(index, cfg.chunk)))
     return _unchunk(loss)
@@ -163,17 +165,17 @@ def _cast_grads(primals, grads):
 
 # reduction="none": the cotangent is per token; the backward pass recomputes.
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _token_losses(cfg, x, kernel, bias, hyper, index):
-    return _scan_loss(cfg, x, kernel, bias, hyper, index)
+def _token_losses(cfg, x, kernel, bias, hp, index):
+    return _scan_loss(cfg, x, kernel, bias, hp, index)
 
 
-def _token_losses_fwd(cfg, x, kernel, bias, hyper, index):
-    return _scan_loss(cfg, x, kernel, bias, hyper, index), (x, kernel, bias, hyper, index)
+def _token_losses_fwd(cfg, x, kernel, bias, hp, index):
+    return _scan_loss(cfg, x, kernel, bias, hp, index), (x, kernel, bias, hp, index)
 
 
 def _token_losses_bwd(cfg, res, ct):
-    x, kernel, bias, hyper, index = res
-    _, dx, dk, db, dh = _scan_grads(cfg, x, kernel, bias, hyper, index, ct)
+    x, kernel, bias, hp, index = res
+    _, dx, dk, db, dh = _scan_grads(cfg, x, kernel, bias, hp, index, ct)
     return (*_cast_grads((x, kernel, bias), (dx, dk, db)), dh, None)
 
 
@@ -183,12 +185,12 @@ _token_losses.defvjp(_token_losses_fwd, _token_losses_bwd)
 # "mean" / "sum": `sum_i share_i * loss_i` has one scalar cotangent, so the
 # gradients are computed in the forward pass and only scaled backwards.
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _weighted_sum(cfg, x, kernel, bias, hyper, index, share):
-    return jnp.sum(share * _scan_loss(cfg, x, kernel, bias, hyper, index))
+def _weighted_sum(cfg, x, kernel, bias, hp, index, share):
+    return jnp.sum(share * _scan_loss(cfg, x, kernel, bias, hp, index))
 
 
-def _weighted_sum_fwd(cfg, x, kernel, bias, hyper, index, share):
-    loss, dx, dk, db, dh = _scan_grads(cfg, x, kernel, bias, hyper, index, share)
+def _weighted_sum_fwd(cfg, x, kernel, bias, hp, index, share):
+    loss, dx, dk, db, dh = _scan_grads(cfg, x, kernel, bias, hp, index, share)
     grads = (x, kernel, bias), (dx, dk, db), dh, loss
     return jnp.sum(share * loss), grads
 
@@ -350,6 +352,35 @@ def linear_softmax_cross_entropy(
       >>> print(np.round(np.asarray(loss), 4), np.allclose(loss, naive))
       1.7442 True
     """
+    x, k, y, b = _validate(
+        inputs, kernel, labels, bias, label_smoothing, z_loss, logit_soft_cap,
+        ignore_index, reduction, chunk_size,
+    )  # fmt: skip
+    mask = None if where is None else broadcast_to("where", as_mask(where), y.shape, "labels")
+    cfg, hp = _configure(x, k, b, y.size, label_smoothing, z_loss, logit_soft_cap, chunk_size)
+    num_tokens, vocab = y.size, k.shape[1]
+
+    # Flatten the tokens, zero the masked ones (whatever they hold, they give
+    # 0 and zero gradients) and pad to whole chunks with tokens of share 0.
+    pad = -num_tokens % cfg.chunk
+    x = x.reshape(num_tokens, -1)
+    if mask is not None:
+        x = fill_masked(x, mask.reshape(-1, 1), 0)
+    x = jnp.pad(x, ((0, pad), (0, 0)))
+    index = jnp.pad(jnp.clip(y, 0, vocab - 1).reshape(-1), (0, pad))
+    b = None if b is None else b.astype(cfg.dtype)
+
+    if reduction == "none":
+        loss = _token_losses(cfg, x, k, b, hp, index)[:num_tokens].reshape(y.shape)
+        return finish_integer(loss, y, vocab, ignore_index, mask, reduction)
+    return _reduced(cfg, x, k, b, hp, index, y, ignore_index, mask, reduction, pad)
+
+
+def _validate(
+    inputs, kernel, labels, bias, label_smoothing, z_loss, logit_soft_cap,
+    ignore_index, reduction, chunk_size,
+):  # fmt: skip
+    """The static checks; returns `(inputs, kernel, labels, bias)` as arrays."""
     check_reduction(reduction)
     check_in_range("label_smoothing", label_smoothing, 0.0, 1.0)
     check_non_negative("z_loss", z_loss)
@@ -363,10 +394,13 @@ def linear_softmax_cross_entropy(
     _check_shapes(x, kernel, y, b)
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"`chunk_size` must be a positive int or None; got {chunk_size!r}.")
+    return x, kernel, y, b
 
-    mask = None if where is None else broadcast_to("where", as_mask(where), y.shape, "labels")
-    num_tokens, (d, vocab) = y.size, kernel.shape
-    keep, bad = label_masks(y, vocab, ignore_index, mask)
+
+def _configure(x, kernel, b, num_tokens, label_smoothing, z_loss, logit_soft_cap, chunk_size):
+    """The static configuration and the traced hyperparameters in use
+    (differentiated like the inputs)."""
+    vocab = kernel.shape[1]
     dtype = compute_dtype(x, kernel, b)
     cfg = _Config(
         chunk=max(1, min(chunk_size or _default_chunk(vocab), num_tokens)),
@@ -376,31 +410,24 @@ def linear_softmax_cross_entropy(
         z_loss=not is_static_zero(z_loss),
         soft_cap=logit_soft_cap is not None,
     )
-    h = {}  # the traced hyperparameters in use, differentiated like the inputs
+    hp = {}
     if cfg.smoothing:
-        h["smoothing"] = hyper(label_smoothing, dtype)
+        hp["smoothing"] = hyper(label_smoothing, dtype)
     if cfg.z_loss:
-        h["z_loss"] = hyper(z_loss, dtype)
+        hp["z_loss"] = hyper(z_loss, dtype)
     if logit_soft_cap is not None:
-        h["cap"] = hyper(logit_soft_cap, dtype)
+        hp["cap"] = hyper(logit_soft_cap, dtype)
+    return cfg, hp
 
-    # Flatten the tokens, zero the masked ones (whatever they hold, they give
-    # 0 and zero gradients) and pad to whole chunks with tokens of share 0.
-    pad = -num_tokens % cfg.chunk
-    x = x.reshape(num_tokens, d)
-    if mask is not None:
-        x = jnp.where(mask.reshape(-1, 1), x, 0)
-    x = jnp.pad(x, ((0, pad), (0, 0)))
-    index = jnp.pad(jnp.clip(y, 0, vocab - 1).reshape(-1), (0, pad))
-    b = None if b is None else b.astype(dtype)
 
-    if reduction == "none":
-        loss = _token_losses(cfg, x, kernel, b, h, index)[:num_tokens].reshape(y.shape)
-        return finish_integer(loss, y, vocab, ignore_index, mask, reduction)
-    share = jnp.ones(y.shape, dtype) if keep is None else keep.astype(dtype)
+def _reduced(cfg, x, kernel, b, hp, index, y, ignore_index, mask, reduction, pad):
+    """`"mean"` or `"sum"`: each token's share of the one scalar cotangent
+    (1, or 1 / count for the mean, 0 if ignored) is known in the forward
+    pass, so the gradients are computed there (`_weighted_sum`)."""
+    keep, bad = label_masks(y, kernel.shape[1], ignore_index, mask)
+    share = jnp.ones(y.shape, cfg.dtype) if keep is None else keep.astype(cfg.dtype)
     if reduction == "mean":  # 0 over nothing, as every loss here
-        count = jnp.sum(share)
-        share = share / jnp.where(count > 0, count, 1)
+        share = safe_div(share, jnp.sum(share))
     share = jnp.pad(share.reshape(-1), (0, pad))
-    total = _weighted_sum(cfg, x, kernel, b, h, index, share)
+    total = _weighted_sum(cfg, x, kernel, b, hp, index, share)
     return jnp.where(jnp.any(bad), jnp.nan, total)

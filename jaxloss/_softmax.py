@@ -1,20 +1,18 @@
 """Multi-class losses: softmax / categorical cross-entropy and softmax focal loss.
 
 Every loss here is a short formula over a few per-example statistics of the
-logits (their logsumexp, the target logit, weighted sums over classes),
-computed without building a one-hot array. A logit of -inf (or a class that
+logits (their logsumexp, the target logit, weighted sums over classes) from
+the plain core (`_core.py`), computed without building a one-hot array. A logit of -inf (or a class that
 ``where`` masks) is a class that does not exist for that example: it leaves
 the softmax, and its terms leave every sum.
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.custom_derivatives import SymbolicZero
 
 from ._common import (
     INDEX,
@@ -32,13 +30,24 @@ from ._common import (
     check_reduction,
     clamped_log,
     compute_dtype,
+    fill_masked,
     grad_floor,
-    hyper,
-    is_static_zero,
     reduce,
     smooth_labels,
     value_checks,
     xmul,
+)
+from ._core import (
+    along,
+    class_sum,
+    finish_integer,
+    integer_ce,
+    is_class,
+    log_softmax,
+    logsumexp,
+    modulator,
+    pick,
+    z_term,
 )
 
 ArrayLike = jax.typing.ArrayLike
@@ -56,29 +65,37 @@ def _num_classes(bound) -> int:
 # Shared pieces.
 
 
-def _prepare(
-    name: str,
-    logits: ArrayLike,
-    axis: Any,
-    reduction: str,
-    label_smoothing: Any,
-    where: ArrayLike | None,
-    *others: ArrayLike | None,
-):
+class Prepared(NamedTuple):
+    """What every multi-class loss starts from, validated and masked."""
+
+    x: jax.Array  # logits (or probabilities), in the compute dtype, `where` applied
+    axis: int  # the class axis, non-negative
+    example_mask: jax.Array | None  # per example: False gives 0 and leaves the mean
+    class_mask: jax.Array | None  # the class mask `where` gave (logits' shape), or None
+    labels: jax.Array  # the labels as given (integer, or targets before smoothing)
+    targets: jax.Array | None  # probability targets after label smoothing
+    target_index: jax.Array | None  # integer labels clipped to [0, C) (bad ones poisoned later)
+
+    @property
+    def num_classes(self) -> int:
+        return self.x.shape[self.axis]
+
+
+def _prepare(name, predictions, axis, reduction, label_smoothing, where, absent, *others):
     """Validate and upcast the logits (or probabilities) and apply `where`.
 
-    `where` with the rank of `logits` is a class mask: masked classes become
-    -inf and leave the softmax (as optax); an example whose classes are all
-    masked is masked. Otherwise it is a per-example mask, broadcastable to the
-    per-example shape; masked examples' logits are replaced by 0 so that they
-    give zero gradients whatever they held.
+    `where` with the rank of `logits` is a class mask: masked classes are
+    set to `absent` (-inf for logits: they leave the softmax; 0 for
+    probabilities: they leave the sum, as a masked term), and an example whose
+    classes are all masked is masked. Otherwise it is a per-example mask,
+    broadcastable to the per-example shape; masked examples' inputs are
+    replaced by 0 so that they give zero gradients whatever they held.
 
-    Returns `(x, axis, mask, class_mask)`: `mask` per example (or None) and
-    the class mask `where` gave (or None).
+    Returns `(x, axis, example_mask, class_mask)`.
     """
     check_reduction(reduction)
     check_in_range("label_smoothing", label_smoothing, 0.0, 1.0)
-    x = as_float_array(name, logits)
+    x = as_float_array(name, predictions)
     if x.ndim == 0:
         raise ValueError(f"`{name}` must have a class axis; got a scalar.")
     axis = canonical_axis(axis, x.ndim, name)
@@ -90,19 +107,22 @@ def _prepare(
         m = as_mask(where)
         if m.ndim == x.ndim:
             class_mask = broadcast_to("where", m, x.shape, name)
-            x = jnp.where(class_mask, x, -jnp.inf if name == "logits" else 0)
+            x = fill_masked(x, class_mask, absent)
             mask = jnp.any(class_mask, axis)
         else:
-            hint = f" A per-example mask has shape {example_shape}; a class mask {x.shape}."
+            hint = (
+                f" A per-example mask has shape {example_shape}; a class mask {x.shape}."
+                " (An `[N]` mask of `[N, C]` inputs is per example.)"
+            )
             mask = broadcast_to("where", m, example_shape, name, hint)
-            x = jnp.where(jnp.expand_dims(mask, axis), x, 0)
+            x = fill_masked(x, jnp.expand_dims(mask, axis), 0)
     return x, axis, mask, class_mask
 
 
 def _class_vector(name: str, v: ArrayLike | None, x: jax.Array, axis: int):
     """A per-class vector (`class_weight`, `alpha`) of shape `[C]` or scalar.
 
-    Returns it shaped to broadcast along `axis` of `x`, in `x`'s dtype.
+    Returns it as `[C]`, in `x`'s dtype (None stays None).
     """
     if v is None:
         return None
@@ -120,254 +140,14 @@ def _class_vector(name: str, v: ArrayLike | None, x: jax.Array, axis: int):
 
 def _per_class(w: jax.Array | None, v: jax.Array, axis: int) -> jax.Array:
     """`v` scaled by the per-class vector `w` along `axis` (`v` if None)."""
-    return v if w is None else _along(w, v.ndim, axis) * v
-
-
-def _along(v: jax.Array, ndim: int, axis: int) -> jax.Array:
-    """A `[C]` vector reshaped to broadcast along `axis` of an `ndim` array."""
-    shape = [1] * ndim
-    shape[axis] = v.shape[0]
-    return v.reshape(shape)
-
-
-class _Lse(NamedTuple):
-    """A logsumexp split as `lse = m + log_s`, with `m` the row max.
-
-    Quantities relative to `m` (`x - m`, `log_s`) keep their precision at
-    large logits, where `x - lse` would round away e.g. the `log 2` of a tie
-    at 1e30.
-    """
-
-    m: jax.Array  # row max (the lowest float for a row without classes), no gradient
-    log_s: jax.Array  # log sum exp(x - m)
-    has_class: jax.Array  # False where every logit is -inf
-
-    @property
-    def lse(self):
-        return self.m + self.log_s
-
-
-def _logsumexp(x: jax.Array, axis: int, fresh: bool = False) -> _Lse:
-    """Per-example logsumexp over `axis`, NaN-free where no class exists.
-
-    A row whose logits are all -inf gets `m` the lowest float and `log_s = 0`
-    with zero gradients (instead of -inf and NaN gradients) and
-    `has_class = False`. `m` is floored with `maximum`, not replaced with
-    `where`: XLA:CPU fuses a `maximum` into the reductions over `x - m` that
-    follow but not a select, which would cost a pass over memory.
-
-    `fresh=True` differentiates `log_s` with a softmax formed anew from `x`
-    in the gradient pass, where plain AD keeps the sum's `exp(x - m)`, which
-    XLA writes out to memory to share it. That trades a pass over memory for
-    a second exponential. It pays off with label smoothing, whose sum forms
-    the softmax anew in the gradient anyway (`_ce_sum`); measured on
-    XLA:CPU, the plain cross-entropy and the focal losses were slower
-    with it.
-    """
-    top = jnp.max(x, axis)
-    has_class = top > -jnp.inf
-    m = jax.lax.stop_gradient(jnp.maximum(top, jnp.finfo(x.dtype).min))
-    log_s = (_log_s_fresh if fresh else _log_s)(x, m, has_class, axis)
-    return _Lse(m, log_s, has_class)
-
-
-def _log_s(x, m, has_class, axis):
-    """`log sum exp(x - m)` over `axis`; 0 where `has_class` is False."""
-    s = jnp.sum(jnp.exp(x - jnp.expand_dims(m, axis)), axis)
-    return jnp.log(jnp.where(has_class, s, 1))
-
-
-_log_s_fresh = jax.custom_jvp(_log_s, nondiff_argnums=(3,))
-
-
-@_log_s_fresh.defjvp
-def _log_s_fresh_jvp(axis, primals, tangents):
-    # `m` carries no gradient (it is stopped); the barrier gives the gradient
-    # its own `x - m`, which XLA would otherwise share with the sum.
-    (x, m, has_class), (dx, _, _) = primals, tangents
-    log_s = _log_s_fresh(x, m, has_class, axis)
-    shift = jnp.expand_dims(jax.lax.optimization_barrier(m), axis)
-    p = jnp.exp((x - shift) - jnp.expand_dims(log_s, axis))
-    return log_s, jnp.sum(p * dx, axis)
-
-
-def _log_softmax(x: jax.Array, r: _Lse, axis: int) -> jax.Array:
-    """`x - lse`, formed as `(x - m) - log_s` for precision."""
-    return (x - jnp.expand_dims(r.m, axis)) - jnp.expand_dims(r.log_s, axis)
-
-
-def _pick(x: jax.Array, index: jax.Array, axis: int) -> jax.Array:
-    """`x[..., index, ...]` along `axis`: a gather, no one-hot array."""
-    return jnp.squeeze(jnp.take_along_axis(x, jnp.expand_dims(index, axis), axis), axis)
-
-
-def _is_class(index: jax.Array, x: jax.Array, axis: int) -> jax.Array:
-    """`c == index` for every class `c` of `x`, as a fused comparison."""
-    iota = jax.lax.broadcasted_iota(index.dtype, x.shape, axis)
-    return iota == jnp.expand_dims(index, axis)
-
-
-def _present(x: jax.Array) -> jax.Array:
-    """The classes that exist: logits above -inf."""
-    return x > -jnp.inf
-
-
-def _ce_stats(x, v, required, axis):
-    """`(S, V, r)` per example: `S = sum_c v_c (lse - x_c)` and
-    `V = sum_c v_c` over the classes that exist, `v` broadcastable to `x`,
-    and `r` the logsumexp of `x`. `S` is +inf where `required` (None, or an
-    array broadcastable to `x`) puts positive mass on an absent class: a
-    prediction that gives the target probability 0.
-
-    Most batches hold no -inf logit, and there the plain sums are exact and
-    XLA fuses them into its reductions, while the select that drops absent
-    classes does not fuse and costs a pass over memory. So the plain sums
-    are taken first; only if some example's sum is not finite (it holds a
-    -inf logit, or overflowed) does a `cond` take the guarded sums, for
-    those examples alone, so that an example's loss never depends on the
-    others. (Under `vmap` the `cond` becomes a select and both run.)
-    """
-    r = _logsumexp(x, axis)
-    v = jnp.reshape(v, (1,) * (x.ndim - jnp.ndim(v)) + jnp.shape(v))
-    axis = axis % x.ndim
-    # `x + (-m)`, not `x - m`: XLA would share `x - m` with the logsumexp and
-    # write it out to memory. Relative to the max, so that large logits do
-    # not cancel.
-    neg_m = jnp.expand_dims(-r.m, axis)
-
-    def sums(v, gap):
-        # V from `v` broadcast along the classes only: no [N, C] array of
-        # class weights, which XLA would write out.
-        along = jnp.broadcast_to(v, v.shape[:axis] + x.shape[axis : axis + 1] + v.shape[axis + 1 :])
-        big_v = jnp.broadcast_to(jnp.sum(along, axis), r.m.shape)
-        return big_v * r.log_s - jnp.sum(gap * v, axis), big_v
-
-    plain = sums(v, x + neg_m)
-    ok = jnp.isfinite(plain[0])
-
-    def guarded():
-        present = _present(x)
-        s = sums(jnp.where(present, v, 0), jnp.where(present, x + neg_m, 0))
-        if required is not None:
-            impossible = jnp.any(~present & (required > 0), axis)
-            s = (jnp.where(impossible, jnp.inf, s[0]), s[1])
-        return tuple(jnp.where(ok, a, b) for a, b in zip(plain, s, strict=True))
-
-    s, big_v = jax.lax.cond(jnp.all(ok), lambda: plain, guarded)
-    return s, big_v, r
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
-def _ce_sum(x, v, required, axis):
-    """`sum_c v_c (lse - x_c)` over the classes that exist (`x_c > -inf`).
-
-    Cross-entropy against (unnormalised) targets `v`, broadcastable to `x`.
-    Target mass on an absent class is dropped (the label-smoothing share),
-    unless `required` (the unsmoothed targets, or None) puts mass there: then
-    the loss is +inf, as the integer-label loss gives for a label whose logit
-    is -inf. Its derivatives are written out (`v` need not sum to 1):
-
-        d/dx_c = p_c V - v_c,   d/dv_c = lse - x_c     (0 for absent classes)
-
-    which XLA fuses into one elementwise pass, where differentiating the
-    `cond` in `_ce_stats` would store its branches' intermediates.
-    """
-    return _ce_stats(x, v, required, axis)[0]
-
-
-@functools.partial(_ce_sum.defjvp, symbolic_zeros=True)
-def _ce_sum_jvp(axis, primals, tangents):
-    # `required` only decides where the loss is infinite: no derivative.
-    (x, v, required), (dx, dv, _) = primals, tangents
-    s, big_v, r = _ce_stats(x, v, required, axis)
-    present = _present(x)
-    # Copies of the max and of `v` behind a barrier: XLA would otherwise
-    # merge the gradient's `x - m` and broadcast `v` with the forward's and
-    # write them out to memory to share them.
-    m, v = jax.lax.optimization_barrier((r.m, v))
-    log_p = _log_softmax(x, r._replace(m=m), axis)
-    ds = jnp.zeros_like(s)
-    if not isinstance(dx, SymbolicZero):
-        gx = jnp.exp(log_p) * jnp.expand_dims(big_v, axis) - v
-        ds = ds + jnp.sum(jnp.where(present, gx, 0) * dx, axis)
-    if not isinstance(dv, SymbolicZero):
-        ds = ds + jnp.sum(jnp.where(present, -log_p, 0) * dv, axis)
-    return s, ds
-
-
-def integer_ce(x, index, axis, label_smoothing, z_loss, w=None):
-    """The PyTorch cross-entropy with class indices, per example, unreduced.
-
-        loss = (1 - e) * w_y * (lse - x_y)
-               + e / C * sum_c w_c * (lse - x_c)      (the smoothing term)
-               + z * lse ** 2                         (z-loss)
-
-    NaN where no class exists. Returns `(loss, w_y)` (`w_y` None without
-    weights). Shared with `linear_softmax_cross_entropy`, which applies it to
-    one chunk of logits at a time.
-    """
-    smoothing = not is_static_zero(label_smoothing)
-    r = _logsumexp(x, axis, fresh=smoothing)
-    loss = r.log_s - (_pick(x, index, axis) - r.m)  # lse - x_y, relative to the max
-    w_y = None
-    if w is not None:
-        w_y = w[index]
-        loss = w_y * loss
-    if smoothing:
-        e = hyper(label_smoothing, loss.dtype)
-        wc = jnp.ones((), x.dtype) if w is None else _along(w, x.ndim, axis)
-        loss = (1 - e) * loss + e / x.shape[axis] * _ce_sum(x, wc, None, axis)
-    loss = loss + _z_term(z_loss, r.lse)
-    return jnp.where(r.has_class, loss, jnp.nan), w_y
-
-
-def _z_term(z_loss, lse):
-    """`z * lse ** 2`, as `(z * lse) * lse`: exactly 0 for z = 0 (also traced)
-    and no overflow of `lse ** 2` before the small `z` scales it."""
-    if is_static_zero(z_loss):
-        return jnp.zeros_like(lse)
-    return (hyper(z_loss, lse.dtype) * lse) * lse
-
-
-def label_masks(labels, num_classes, ignore_index, mask):
-    """`(keep, bad)`: the examples that count (None: all) and the kept ones
-    whose label is outside `[0, C)` (they give NaN, never a plausible number)."""
-    keep = mask
-    if ignore_index is not None:
-        keep = labels != ignore_index if keep is None else keep & (labels != ignore_index)
-    bad = (labels < 0) | (labels >= num_classes)
-    return keep, bad if keep is None else bad & keep
-
-
-def finish_integer(loss, labels, num_classes, ignore_index, mask, reduction, w_y=None):
-    """Mask ignored examples, poison bad labels with NaN, and reduce.
-
-    `"mean"` divides by the number of kept examples, or by the sum of their
-    target classes' weights when `w_y` is given (PyTorch); 0 over nothing.
-    """
-    keep, bad = label_masks(labels, num_classes, ignore_index, mask)
-    loss = jnp.where(bad, jnp.nan, loss)
-    normalizer = None
-    if reduction == "mean" and w_y is not None:
-        normalizer = jnp.sum(w_y if keep is None else jnp.where(keep, w_y, 0))
-    return reduce(loss, reduction, keep, normalizer)
-
-
-def _modulator(log_1m_p, defined, gamma):
-    """`(1 - p) ** gamma` from `log(1 - p)`, in log space.
-
-    Where `defined` is False, `1 - p` is exactly 0 (the only class left) and
-    the factor is `0 ** gamma`. Its derivatives stay finite for every finite
-    logit, also for 0 < gamma < 1.
-    """
-    g = hyper(gamma, log_1m_p.dtype)
-    safe = jnp.where(defined, log_1m_p, 0)
-    return jnp.where(defined, jnp.exp(g * safe), (g == 0).astype(log_1m_p.dtype))
+    return v if w is None else along(w, v.ndim, axis) * v
 
 
 def _integer_setup(logits, labels, axis, reduction, label_smoothing, where, ignore_index):
     y = as_index_array("labels", labels, _FLOAT_LABELS_HINT)
-    x, axis, mask, _ = _prepare("logits", logits, axis, reduction, label_smoothing, where)
+    x, axis, mask, class_mask = _prepare(
+        "logits", logits, axis, reduction, label_smoothing, where, -jnp.inf
+    )
     example_shape = x.shape[:axis] + x.shape[axis + 1 :]
     if y.shape != example_shape:
         raise ValueError(
@@ -377,14 +157,14 @@ def _integer_setup(logits, labels, axis, reduction, label_smoothing, where, igno
             "softmax_cross_entropy."
         )
     check_ignore_index(ignore_index)
-    c = x.shape[axis]
-    index = jnp.clip(y, 0, c - 1)  # out-of-range labels are poisoned later
-    return x, y, index, axis, mask, c
+    index = jnp.clip(y, 0, x.shape[axis] - 1)  # out-of-range labels are poisoned later
+    return Prepared(x, axis, mask, class_mask, y, None, index)
 
 
 def _dist_setup(name, predictions, labels, axis, reduction, label_smoothing, where):
+    absent = -jnp.inf if name == "logits" else 0.0
     x, axis, mask, class_mask = _prepare(
-        name, predictions, axis, reduction, label_smoothing, where, labels
+        name, predictions, axis, reduction, label_smoothing, where, absent, labels
     )
     t = as_real_array("labels", labels)
     if t.shape != x.shape:
@@ -395,9 +175,8 @@ def _dist_setup(name, predictions, labels, axis, reduction, label_smoothing, whe
             f"`labels` has shape {t.shape} but `{name}` has shape {x.shape}; "
             f"probability targets have the shape of `{name}`.{hint}"
         )
-    raw = t.astype(x.dtype)
-    t = smooth_labels(raw, label_smoothing, x.shape[axis])
-    return x, t, raw, axis, mask, class_mask
+    smoothed = smooth_labels(t.astype(x.dtype), label_smoothing, x.shape[axis])
+    return Prepared(x, axis, mask, class_mask, t, smoothed, None)
 
 
 # --------------------------------------------------------------------------
@@ -492,12 +271,12 @@ def softmax_cross_entropy_with_integer_labels(
       >>> print(np.asarray(loss).round(4))
       1.3496
     """
-    x, y, index, axis, mask, c = _integer_setup(
-        logits, labels, axis, reduction, label_smoothing, where, ignore_index
+    p = _integer_setup(logits, labels, axis, reduction, label_smoothing, where, ignore_index)
+    w = _class_vector("class_weight", class_weight, p.x, p.axis)
+    loss, w_y = integer_ce(p.x, p.target_index, p.axis, label_smoothing, z_loss, w)
+    return finish_integer(
+        loss, p.labels, p.num_classes, ignore_index, p.example_mask, reduction, w_y
     )
-    w = _class_vector("class_weight", class_weight, x, axis)
-    loss, w_y = integer_ce(x, index, axis, label_smoothing, z_loss, w)
-    return finish_integer(loss, y, c, ignore_index, mask, reduction, w_y)
 
 
 @value_checks({"labels": UNIT})
@@ -564,15 +343,13 @@ def softmax_cross_entropy(
       >>> print(np.asarray(jaxloss.softmax_cross_entropy(x, t)).round(4))
       [0.0951 2.3573]
     """
-    x, t, raw, axis, mask, _ = _dist_setup(
-        "logits", logits, labels, axis, reduction, label_smoothing, where
-    )
-    w = _class_vector("class_weight", class_weight, x, axis)
-    r = _logsumexp(x, axis)
-    loss = _ce_sum(x, _per_class(w, t, axis), raw, axis)
-    loss = loss + _z_term(z_loss, r.lse)
+    p = _dist_setup("logits", logits, labels, axis, reduction, label_smoothing, where)
+    w = _class_vector("class_weight", class_weight, p.x, p.axis)
+    r = logsumexp(p.x, p.axis)
+    loss = class_sum(p.x, _per_class(w, p.targets, p.axis), p.labels, p.axis)
+    loss = loss + z_term(z_loss, r.lse)
     loss = jnp.where(r.has_class, loss, jnp.nan)
-    return reduce(loss, reduction, mask)
+    return reduce(loss, reduction, p.example_mask)
 
 
 @value_checks({"probs": UNIT, "labels": UNIT})
@@ -635,14 +412,13 @@ def categorical_cross_entropy(
       >>> print(f"{loss:.6f}")  # sklearn.metrics.log_loss: 1.3783888522474517
       1.378389
     """
-    p, t, _, axis, mask, present = _dist_setup(
-        "probs", probs, labels, axis, reduction, label_smoothing, where
-    )
-    w = _class_vector("class_weight", class_weight, p, axis)
-    terms = xmul(t, clamped_log(p, grad_floor(jnp.asarray(probs).dtype)))
-    if present is not None:  # masked classes leave the sum
-        terms = jnp.where(present, terms, 0)
-    return reduce(-jnp.sum(_per_class(w, terms, axis), axis), reduction, mask)
+    p = _dist_setup("probs", probs, labels, axis, reduction, label_smoothing, where)
+    w = _class_vector("class_weight", class_weight, p.x, p.axis)
+    terms = xmul(p.targets, clamped_log(p.x, grad_floor(jnp.asarray(probs).dtype)))
+    if p.class_mask is not None:  # masked classes leave the sum
+        terms = jnp.where(p.class_mask, terms, 0)
+    loss = -jnp.sum(_per_class(w, terms, p.axis), p.axis)
+    return reduce(loss, reduction, p.example_mask)
 
 
 # --------------------------------------------------------------------------
@@ -717,23 +493,22 @@ def softmax_focal_loss(
       [2.1005 0.0132]
     """
     check_non_negative("gamma", gamma)
-    x, t, raw, axis, mask, _ = _dist_setup(
-        "logits", logits, labels, axis, reduction, label_smoothing, where
-    )
+    p = _dist_setup("logits", logits, labels, axis, reduction, label_smoothing, where)
+    x, axis = p.x, p.axis
     a = _class_vector("alpha", alpha, x, axis)
-    r = _logsumexp(x, axis)
-    log_p = _log_softmax(x, r, axis)
+    r = logsumexp(x, axis)
+    log_p = log_softmax(x, r, axis)
     # log(1 - p_c): log1p(-p_c) is accurate where p_c <= 1/2, i.e. for every
     # class but the most likely; for that one, 1 - p is the others' mass.
-    top = _is_class(jnp.argmax(x, axis), x, axis)
-    rest = _logsumexp(jnp.where(top, -jnp.inf, x), axis)
+    top = is_class(jnp.argmax(x, axis), x, axis)
+    rest = logsumexp(jnp.where(top, -jnp.inf, x), axis)
     log_1m_top = jnp.expand_dims((rest.m - r.m) + (rest.log_s - r.log_s), axis)
     log_1m_p = jnp.where(top, log_1m_top, jnp.log1p(-jnp.exp(jnp.where(top, -1.0, log_p))))
     defined = ~top | jnp.expand_dims(rest.has_class, axis)
-    modulated = _modulator(log_1m_p, defined, gamma) * t
-    loss = _ce_sum(x, _per_class(a, modulated, axis), raw, axis)
+    modulated = modulator(log_1m_p, defined, gamma) * p.targets
+    loss = class_sum(x, _per_class(a, modulated, axis), p.labels, axis)
     loss = jnp.where(r.has_class, loss, jnp.nan)
-    return reduce(loss, reduction, mask)
+    return reduce(loss, reduction, p.example_mask)
 
 
 @value_checks({"labels": INDEX}, _num_classes)
@@ -803,17 +578,16 @@ def softmax_focal_loss_with_integer_labels(
       [2.1005 0.0132]
     """
     check_non_negative("gamma", gamma)
-    x, y, index, axis, mask, c = _integer_setup(
-        logits, labels, axis, reduction, 0.0, where, ignore_index
-    )
+    p = _integer_setup(logits, labels, axis, reduction, 0.0, where, ignore_index)
+    x, index, axis = p.x, p.target_index, p.axis
     a = _class_vector("alpha", alpha, x, axis)
-    r = _logsumexp(x, axis)
-    x_y = _pick(x, index, axis)
+    r = logsumexp(x, axis)
+    x_y = pick(x, index, axis)
     # log(1 - p_y) = logsumexp of the other classes - lse: exact in log space.
-    rest = _logsumexp(jnp.where(_is_class(index, x, axis), -jnp.inf, x), axis)
+    rest = logsumexp(jnp.where(is_class(index, x, axis), -jnp.inf, x), axis)
     log_1m_p = (rest.m - r.m) + (rest.log_s - r.log_s)
-    loss = _modulator(log_1m_p, rest.has_class, gamma) * (r.log_s - (x_y - r.m))
+    loss = modulator(log_1m_p, rest.has_class, gamma) * (r.log_s - (x_y - r.m))
     if a is not None:
         loss = a[index] * loss
     loss = jnp.where(r.has_class, loss, jnp.nan)
-    return finish_integer(loss, y, c, ignore_index, mask, reduction)
+    return finish_integer(loss, p.labels, p.num_classes, ignore_index, p.example_mask, reduction)

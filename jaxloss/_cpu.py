@@ -1,0 +1,125 @@
+"""The XLA:CPU fast path of two statistics of `_core.py`.
+
+`_core.class_sum` and `_core.log_s_fresh` choose these forms with
+`jax.lax.platform_dependent` when a program is compiled for CPU; GPU and TPU
+programs never contain them. They compute the same values and derivatives
+as the plain core (`tests/test_core.py` holds them equal in value, `grad`,
+`jacfwd`, `hessian` and under `vmap`), and only exist because XLA:CPU
+compiles the plain forms to more passes over memory. What each trick buys
+on CPU (float32, forward and backward of the mean; see the docs'
+Performance page, "The XLA:CPU fast path", for the table and how to
+reproduce it with ``python benchmarks/run.py --core``):
+
+- The -inf guard in a `lax.cond`. XLA:CPU fuses reductions into YNNPACK
+  kernels, which take `maximum` and `exp` but no select: the double `where`
+  that drops absent classes costs a pass over the logits on every call.
+  Here the plain sums are taken first and the guarded ones only when some
+  example's plain sum is not finite (it holds a -inf logit). On an
+  accelerator this would be a data-dependent conditional, whose predicate
+  is copied to the host every step.
+- A custom JVP with symbolic zeros for the class sum: its derivatives in
+  closed form, which fuse into one elementwise pass, instead of AD through
+  the `cond`, which stores the branches' intermediates.
+- `optimization_barrier`s and `x + (-m)`: XLA would otherwise share `x - m`
+  and the broadcast targets between the forward and the gradient pass and
+  write them out to memory to do so.
+- `log_s_fresh`: with label smoothing the gradient forms the softmax anew
+  instead of reading back a stored `exp(x - m)`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
+
+from . import _core
+
+
+def _class_stats(x, v, required, axis):
+    """`(S, V, r)` per example: `S = sum_c v_c (lse - x_c)` and
+    `V = sum_c v_c` over the classes that exist, and `r` the logsumexp of
+    `x`; `S` is +inf where `required` puts mass on an absent class.
+
+    The plain sums first; the guarded ones, in a `cond`, only if some
+    example's plain sum is not finite, and used for those examples alone, so
+    that an example's loss never depends on the others. (Under `vmap` the
+    `cond` becomes a select and both run.)
+    """
+    r = _core.logsumexp(x, axis)
+    v = jnp.reshape(v, (1,) * (x.ndim - jnp.ndim(v)) + jnp.shape(v))
+    axis = axis % x.ndim
+    # `x + (-m)`, not `x - m`: XLA would share `x - m` with the logsumexp and
+    # write it out to memory. Relative to the max, so that large logits do
+    # not cancel.
+    neg_m = jnp.expand_dims(-r.m, axis)
+
+    def sums(v, gap):
+        # V from `v` broadcast along the classes only: no [N, C] array of
+        # class weights, which XLA would write out.
+        along = jnp.broadcast_to(v, v.shape[:axis] + x.shape[axis : axis + 1] + v.shape[axis + 1 :])
+        big_v = jnp.broadcast_to(jnp.sum(along, axis), r.m.shape)
+        return big_v * r.log_s - jnp.sum(gap * v, axis), big_v
+
+    plain = sums(v, x + neg_m)
+    ok = jnp.isfinite(plain[0])
+
+    def guarded():
+        exists = _core.present(x)
+        s = sums(jnp.where(exists, v, 0), jnp.where(exists, x + neg_m, 0))
+        if required is not None:
+            impossible = jnp.any(~exists & (required > 0), axis)
+            s = (jnp.where(impossible, jnp.inf, s[0]), s[1])
+        return tuple(jnp.where(ok, a, b) for a, b in zip(plain, s, strict=True))
+
+    s, big_v = jax.lax.cond(jnp.all(ok), lambda: plain, guarded)
+    return s, big_v, r
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
+def class_sum(x, v, required, axis):
+    """`_core.plain_class_sum`, with its derivatives written out:
+
+    d/dx_c = p_c V - v_c,   d/dv_c = lse - x_c     (0 for absent classes)
+    """
+    return _class_stats(x, v, required, axis)[0]
+
+
+@functools.partial(class_sum.defjvp, symbolic_zeros=True)
+def _class_sum_jvp(axis, primals, tangents):
+    # `required` only decides where the loss is infinite: no derivative.
+    (x, v, required), (dx, dv, _) = primals, tangents
+    s, big_v, r = _class_stats(x, v, required, axis)
+    exists = _core.present(x)
+    # Copies of the max and of `v` behind a barrier: XLA would otherwise
+    # merge the gradient's `x - m` and broadcast `v` with the forward's and
+    # write them out to memory to share them.
+    m, v = jax.lax.optimization_barrier((r.m, v))
+    log_p = _core.log_softmax(x, r._replace(m=m), axis)
+    ds = jnp.zeros_like(s)
+    if not isinstance(dx, SymbolicZero):
+        gx = jnp.exp(log_p) * jnp.expand_dims(big_v, axis) - v
+        ds = ds + jnp.sum(jnp.where(exists, gx, 0) * dx, axis)
+    if not isinstance(dv, SymbolicZero):
+        ds = ds + jnp.sum(jnp.where(exists, -log_p, 0) * dv, axis)
+    return s, ds
+
+
+log_s_fresh = jax.custom_jvp(_core.log_s, nondiff_argnums=(3,))
+
+
+@log_s_fresh.defjvp
+def _log_s_fresh_jvp(axis, primals, tangents):
+    # `m` carries no gradient (it is stopped); the barrier gives the gradient
+    # its own `x - m`, which XLA would otherwise share with the sum. Plain AD
+    # keeps the sum's `exp(x - m)`, which XLA writes out to share it: this
+    # trades that pass over memory for a second exponential, which pays off
+    # with label smoothing, whose class sum forms the softmax anew in the
+    # gradient anyway.
+    (x, m, has_class), (dx, _, _) = primals, tangents
+    log_s = log_s_fresh(x, m, has_class, axis)
+    shift = jnp.expand_dims(jax.lax.optimization_barrier(m), axis)
+    p = jnp.exp((x - shift) - jnp.expand_dims(log_s, axis))
+    return log_s, jnp.sum(p * dx, axis)
