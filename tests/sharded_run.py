@@ -14,30 +14,29 @@ the compiled program.
 from __future__ import annotations
 
 import json
+import pathlib
 import re
 import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import jaxloss
 
+sys.path.insert(0, str(pathlib.Path(__file__).parent.parent))
+from tests.losses import REGISTRY  # noqa: E402
+
 N, C, D = 32, 256, 16  # C (the vocabulary) appears in no other dimension
 MESHES = [(8, 1), (2, 4), (1, 8)]
 rng = np.random.default_rng(0)
-logits = jnp.asarray(rng.normal(size=(N, C)) * 2, jnp.float32)
-binary_labels = jnp.asarray(rng.uniform(size=(N, C)) > 0.7, jnp.float32)
-probs = jax.nn.sigmoid(logits)
-dist = jax.nn.softmax(jnp.asarray(rng.normal(size=(N, C)), jnp.float32))
-simplex = jax.nn.softmax(logits)
-labels = jnp.asarray(rng.integers(0, C, size=N), jnp.int32).at[::5].set(-100)
-weights = jnp.asarray(rng.uniform(0.5, 2, size=C), jnp.float32)
 inputs = jnp.asarray(rng.normal(size=(N, D)), jnp.float32)
 kernel = jnp.asarray(rng.normal(size=(D, C)) * 0.3, jnp.float32)
 bias = jnp.asarray(rng.normal(size=C), jnp.float32)
+IGNORE = -100
 
 # "none" (a cotangent per example) for the two vocabulary-parallel losses.
 REDUCTIONS = {
@@ -45,42 +44,39 @@ REDUCTIONS = {
     "linear_softmax_cross_entropy": ("mean", "none"),
 }
 ROW, BOTH, VOCAB = P("data"), P("data", "model"), P(None, "model")
-CE = dict(ignore_index=-100, label_smoothing=0.1)
+
+
+def registry_case(name):
+    """A registry loss at [N, C] with its options on (ignore_index for integer
+    labels): (function, arrays, their partition specs, options)."""
+    loss = REGISTRY[name]
+    x, y = loss.make(np.random.default_rng(1), (N, C))
+    opts = loss.options(C)
+    if y.ndim == 1:  # integer labels: every fifth one ignored
+        y = y.at[::5].set(IGNORE)
+        opts = dict(opts, ignore_index=IGNORE)
+    return loss.fn, (x, y), (BOTH, ROW if y.ndim == 1 else BOTH), opts
+
+
 # name -> (function, arrays, their partition specs, options); gradients are
 # taken for every array before the labels.
-CASES = {
-    "binary_cross_entropy": (
-        jaxloss.binary_cross_entropy, (probs, binary_labels), (BOTH, BOTH),
-        dict(weight=weights, label_smoothing=0.1)),
-    "sigmoid_binary_cross_entropy": (
-        jaxloss.sigmoid_binary_cross_entropy, (logits, binary_labels), (BOTH, BOTH),
-        dict(pos_weight=weights, label_smoothing=0.1)),
-    "binary_focal_loss": (
-        jaxloss.binary_focal_loss, (probs, binary_labels), (BOTH, BOTH),
-        dict(gamma=2.0, alpha=0.25, label_smoothing=0.1)),
-    "sigmoid_focal_loss": (
-        jaxloss.sigmoid_focal_loss, (logits, binary_labels), (BOTH, BOTH),
-        dict(gamma=2.0, alpha=0.25, label_smoothing=0.1)),
-    "softmax_cross_entropy": (
-        jaxloss.softmax_cross_entropy, (logits, dist), (BOTH, BOTH),
-        dict(class_weight=weights, label_smoothing=0.1, z_loss=1e-3)),
+CASES = {name: registry_case(name) for name in REGISTRY}
+CASES["linear_softmax_cross_entropy"] = (
+    jaxloss.linear_softmax_cross_entropy,
+    (inputs, kernel, bias, jnp.asarray(rng.integers(0, C, size=N), jnp.int32).at[::5].set(IGNORE)),
+    (P("data", None), VOCAB, P("model"), ROW),
+    dict(ignore_index=IGNORE, label_smoothing=0.1, z_loss=1e-3, logit_soft_cap=5.0, chunk_size=8),
+)
+
+# jaxloss and optax on the same loss, for the collective count.
+PEERS = {
+    "sigmoid_binary_cross_entropy": optax.losses.sigmoid_binary_cross_entropy,
+    "sigmoid_focal_loss": optax.losses.sigmoid_focal_loss,
+    "softmax_cross_entropy": optax.losses.softmax_cross_entropy,
     "softmax_cross_entropy_with_integer_labels": (
-        jaxloss.softmax_cross_entropy_with_integer_labels, (logits, labels), (BOTH, ROW),
-        dict(CE, class_weight=weights, z_loss=1e-3)),
-    "categorical_cross_entropy": (
-        jaxloss.categorical_cross_entropy, (simplex, dist), (BOTH, BOTH),
-        dict(class_weight=weights, label_smoothing=0.1)),
-    "softmax_focal_loss": (
-        jaxloss.softmax_focal_loss, (logits, dist), (BOTH, BOTH),
-        dict(gamma=2.0, alpha=weights, label_smoothing=0.1)),
-    "softmax_focal_loss_with_integer_labels": (
-        jaxloss.softmax_focal_loss_with_integer_labels, (logits, labels), (BOTH, ROW),
-        dict(gamma=2.0, alpha=weights, ignore_index=-100)),
-    "linear_softmax_cross_entropy": (
-        jaxloss.linear_softmax_cross_entropy, (inputs, kernel, bias, labels),
-        (P("data", None), VOCAB, P("model"), ROW),
-        dict(CE, z_loss=1e-3, logit_soft_cap=5.0, chunk_size=8)),
-}  # fmt: skip
+        optax.losses.softmax_cross_entropy_with_integer_labels
+    ),
+}
 
 
 def program(name, reduction):
@@ -116,6 +112,38 @@ def gathered_shapes(hlo: str) -> list[list[int]]:
     return [[int(d) for d in dims.split(",") if d] for _, dims in GATHER.findall(hlo)]
 
 
+COLLECTIVE = re.compile(
+    r"\b(all-reduce|all-gather|reduce-scatter|all-to-all|collective-permute)(?:-start)?\("
+)
+
+
+def collective_counts():
+    """Collectives in value-and-grad of the mean, jaxloss with the plain core
+    forced (what GPUs and TPUs compile) and optax, on the 2x4 mesh."""
+    from jaxloss._core import plain_core
+
+    mesh = Mesh(np.array(jax.devices()).reshape(2, 4), ("data", "model"))
+    out = {}
+    for name, peer in PEERS.items():
+        _, arrays, specs, _ = CASES[name]
+        placed = [
+            jax.device_put(a, NamedSharding(mesh, s)) for a, s in zip(arrays, specs, strict=True)
+        ]
+        ours = getattr(jaxloss, name)
+        counts = {}
+        for who, fn in (("jaxloss", ours), ("optax", peer)):
+
+            def mean(x, y, fn=fn, who=who):
+                out = fn(x, y, reduction="mean") if who == "jaxloss" else jnp.mean(fn(x, y))
+                return out
+
+            with plain_core():
+                hlo = jax.jit(jax.value_and_grad(mean)).lower(*placed).compile().as_text()
+            counts[who] = len(COLLECTIVE.findall(hlo))
+        out[f"collectives/{name}"] = counts
+    return out
+
+
 def main(out_path):
     assert jax.device_count() == 8, "set XLA_FLAGS before importing JAX"
     results, report = {}, {}
@@ -139,9 +167,10 @@ def main(out_path):
                     results[f"{key}/{i}/sharded"] = np.asarray(a)
                     results[f"{key}/{i}/plain"] = np.asarray(b)
                 report[key] = {"gathers": gathered_shapes(compiled.as_text())}
+    report.update(collective_counts())
     # A control that does gather the logits, so the HLO check can be seen to fail.
     mesh = Mesh(np.array(jax.devices()).reshape(2, 4), ("data", "model"))
-    placed = jax.device_put(logits, NamedSharding(mesh, BOTH))
+    placed = jax.device_put(CASES["softmax_cross_entropy"][1][0], NamedSharding(mesh, BOTH))
     gather = jax.jit(lambda x: 2 * x, out_shardings=NamedSharding(mesh, P()))
     report["control/2x4"] = {"gathers": gathered_shapes(gather.lower(placed).compile().as_text())}
     np.savez(out_path, report=np.array(json.dumps(report)), **results)

@@ -130,10 +130,6 @@ def test_matches_torch(case, arrays):
         chex.assert_trees_all_close(db, f32("dbias"), rtol=1e-4, atol=1e-5)
 
 
-def test_torch_fixture_count():
-    assert len(_torch_cases()) == 21
-
-
 # --------------------------------------------------------------------------
 # The naive composition, for every option, reduction and chunk size.
 

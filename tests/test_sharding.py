@@ -11,6 +11,8 @@ import chex
 import numpy as np
 import pytest
 
+from tests.losses import REGISTRY
+
 # One xdist worker runs this whole file (`--dist loadgroup`): its tests share
 # one 8-device subprocess run.
 pytestmark = pytest.mark.xdist_group("sharding")
@@ -18,18 +20,7 @@ pytestmark = pytest.mark.xdist_group("sharding")
 HERE = pathlib.Path(__file__).parent
 MESHES = ["8x1", "2x4", "1x8"]
 C = 256  # the class / vocabulary size in sharded_run.py
-LOSSES = [
-    "binary_cross_entropy",
-    "sigmoid_binary_cross_entropy",
-    "binary_focal_loss",
-    "sigmoid_focal_loss",
-    "softmax_cross_entropy",
-    "softmax_cross_entropy_with_integer_labels",
-    "categorical_cross_entropy",
-    "softmax_focal_loss",
-    "softmax_focal_loss_with_integer_labels",
-    "linear_softmax_cross_entropy",
-]
+LOSSES = [*REGISTRY, "linear_softmax_cross_entropy"]
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +75,21 @@ def test_the_hlo_check_sees_a_gathered_vocabulary(run):
     """The control program replicates the logits: its all-gather is found."""
     report, _ = run
     assert [g for g in report["control/2x4"]["gathers"] if C in g]
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        "sigmoid_binary_cross_entropy",
+        "sigmoid_focal_loss",
+        "softmax_cross_entropy",
+        "softmax_cross_entropy_with_integer_labels",
+    ],
+)
+def test_no_more_collectives_than_optax(run, loss):
+    """The program GPUs and TPUs compile (the plain core) communicates no
+    more than optax's for the same loss, batch and classes both sharded."""
+    report, _ = run
+    counts = report[f"collectives/{loss}"]
+    assert counts["optax"] > 0  # the count sees the collectives
+    assert counts["jaxloss"] <= counts["optax"], counts

@@ -5,7 +5,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.test_util import check_grads
 
 from tests.losses import BINARY, LOSSES, all_options
 
@@ -33,14 +32,6 @@ def test_vmap_equals_batched(name):
     f = lambda x, y: fn(x, y, **kw)  # noqa: E731
     batched, mapped = jax.jit(lambda x, y: (f(x, y), jax.vmap(f)(x, y)))(x, y)
     chex.assert_trees_all_close(mapped, batched, rtol=1e-6)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_gradients_against_finite_differences(name):
-    with jax.enable_x64(True):
-        fn, x, y, kw = _inputs(name, np.float64)
-        f = jax.jit(lambda x: fn(x, y, **{**kw, "reduction": "sum"}))
-        check_grads(f, (x,), order=1, modes=("fwd", "rev"), eps=1e-6, atol=1e-6, rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", NAMES)
