@@ -1,11 +1,14 @@
 """jaxloss: classification losses for JAX, exact against PyTorch, Keras and optax."""
 
+from ._binary import asymmetric_loss as asymmetric_loss
 from ._binary import binary_cross_entropy as binary_cross_entropy
 from ._binary import binary_focal_loss as binary_focal_loss
 from ._binary import sigmoid_binary_cross_entropy as sigmoid_binary_cross_entropy
 from ._binary import sigmoid_focal_loss as sigmoid_focal_loss
 from ._common import checked as checked
 from ._linear import linear_softmax_cross_entropy as linear_softmax_cross_entropy
+from ._priors import class_weights_from_counts as class_weights_from_counts
+from ._priors import pos_weight_from_counts as pos_weight_from_counts
 from ._softmax import categorical_cross_entropy as categorical_cross_entropy
 from ._softmax import softmax_cross_entropy as softmax_cross_entropy
 from ._softmax import (

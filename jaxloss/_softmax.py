@@ -2,9 +2,9 @@
 
 Every loss here is a short formula over a few per-example statistics of the
 logits (their logsumexp, the target logit, weighted sums over classes) from
-the plain core (`_core.py`), computed without building a one-hot array. A logit of -inf (or a class that
-``where`` masks) is a class that does not exist for that example: it leaves
-the softmax, and its terms leave every sum.
+the plain core (`_core.py`), computed without building a one-hot array. A
+logit of -inf (or a class that ``where`` masks) is a class that does not
+exist for that example: it leaves the softmax, and its terms leave every sum.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from ._common import (
     compute_dtype,
     fill_masked,
     grad_floor,
+    hyper,
     reduce,
     smooth_labels,
     value_checks,
@@ -73,7 +74,7 @@ class Prepared(NamedTuple):
     example_mask: jax.Array | None  # per example: False gives 0 and leaves the mean
     class_mask: jax.Array | None  # the class mask `where` gave (logits' shape), or None
     labels: jax.Array  # the labels as given (integer, or targets before smoothing)
-    targets: jax.Array | None  # probability targets after label smoothing
+    targets: jax.Array  # probability targets after label smoothing (integer: the labels)
     target_index: jax.Array | None  # integer labels clipped to [0, C) (bad ones poisoned later)
 
     @property
@@ -143,6 +144,14 @@ def _per_class(w: jax.Array | None, v: jax.Array, axis: int) -> jax.Array:
     return v if w is None else along(w, v.ndim, axis) * v
 
 
+def _adjust(p: Prepared, log_prior: ArrayLike | None, tau: ArrayLike) -> Prepared:
+    """Logit adjustment (Menon et al. 2021): the loss sees `x + tau * log_prior`."""
+    if log_prior is None:
+        return p
+    prior = _class_vector("log_prior", log_prior, p.x, p.axis)
+    return p._replace(x=p.x + hyper(tau, p.x.dtype) * along(prior, p.x.ndim, p.axis))
+
+
 def _integer_setup(logits, labels, axis, reduction, label_smoothing, where, ignore_index):
     y = as_index_array("labels", labels, _FLOAT_LABELS_HINT)
     x, axis, mask, class_mask = _prepare(
@@ -158,7 +167,7 @@ def _integer_setup(logits, labels, axis, reduction, label_smoothing, where, igno
         )
     check_ignore_index(ignore_index)
     index = jnp.clip(y, 0, x.shape[axis] - 1)  # out-of-range labels are poisoned later
-    return Prepared(x, axis, mask, class_mask, y, None, index)
+    return Prepared(x, axis, mask, class_mask, y, y, index)
 
 
 def _dist_setup(name, predictions, labels, axis, reduction, label_smoothing, where):
@@ -193,6 +202,8 @@ def softmax_cross_entropy_with_integer_labels(
     ignore_index: int | None = None,
     label_smoothing: ArrayLike = 0.0,
     z_loss: ArrayLike = 0.0,
+    log_prior: ArrayLike | None = None,
+    tau: ArrayLike = 1.0,
     reduction: Reduction = "none",
     where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -244,6 +255,13 @@ def softmax_cross_entropy_with_integer_labels(
       label_smoothing: ``e`` in [0, 1]: the target becomes
         ``(1 - e) * one_hot(y) + e / C``.
       z_loss: coefficient of ``lse ** 2`` (e.g. 1e-4).
+      log_prior: the log of each class's prior ``[C]`` (e.g. its frequency
+        in the training set) for logit adjustment: the loss is computed on
+        ``x + tau * log_prior`` (Menon et al. 2021), which counters a
+        long-tailed label distribution while predictions (the argmax of
+        ``x``) stay unadjusted. The post-hoc form adjusts predictions
+        instead: ``argmax(x - tau * log_prior)`` of a model trained plainly.
+      tau: the adjustment's temperature (1 in the paper; may be traced).
       reduction: ``"none"``, ``"mean"`` or ``"sum"``.
       where: per-example mask (masked examples give 0 and leave the mean),
         or a class mask of ``logits``' shape (masked classes leave the
@@ -272,6 +290,7 @@ def softmax_cross_entropy_with_integer_labels(
       1.3496
     """
     p = _integer_setup(logits, labels, axis, reduction, label_smoothing, where, ignore_index)
+    p = _adjust(p, log_prior, tau)
     w = _class_vector("class_weight", class_weight, p.x, p.axis)
     loss, w_y = integer_ce(p.x, p.target_index, p.axis, label_smoothing, z_loss, w)
     return finish_integer(
@@ -288,6 +307,8 @@ def softmax_cross_entropy(
     class_weight: ArrayLike | None = None,
     label_smoothing: ArrayLike = 0.0,
     z_loss: ArrayLike = 0.0,
+    log_prior: ArrayLike | None = None,
+    tau: ArrayLike = 1.0,
     reduction: Reduction = "none",
     where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -322,6 +343,10 @@ def softmax_cross_entropy(
       class_weight: weight of each class (PyTorch ``weight``).
       label_smoothing: ``e`` in [0, 1].
       z_loss: coefficient of ``logsumexp(x) ** 2``.
+      log_prior: the log of each class's prior ``[C]``, for logit
+        adjustment: the loss is computed on ``x + tau * log_prior`` (see
+        :func:`softmax_cross_entropy_with_integer_labels`).
+      tau: the adjustment's temperature (may be traced).
       reduction: ``"none"``, ``"mean"`` (over unmasked examples) or ``"sum"``.
       where: per-example mask or class mask.
 
@@ -344,6 +369,7 @@ def softmax_cross_entropy(
       [0.0951 2.3573]
     """
     p = _dist_setup("logits", logits, labels, axis, reduction, label_smoothing, where)
+    p = _adjust(p, log_prior, tau)
     w = _class_vector("class_weight", class_weight, p.x, p.axis)
     r = logsumexp(p.x, p.axis)
     loss = class_sum(p.x, _per_class(w, p.targets, p.axis), p.labels, p.axis)

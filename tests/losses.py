@@ -61,6 +61,12 @@ def _w(c):
     return jnp.linspace(0.5, 2.0, c, dtype=jnp.float32)
 
 
+def _prior(c):
+    """Logit adjustment: a long-tailed prior over `c` classes, a temperature."""
+    freq = np.exp(-np.arange(c))
+    return dict(log_prior=jnp.asarray(np.log(freq / freq.sum()), jnp.float32), tau=0.7)
+
+
 def _on_probs(maker, **kw):
     return lambda r, s, d=np.float32: maker(r, s, d, probs=True, **kw)
 
@@ -85,6 +91,15 @@ REGISTRY = {
         lambda c: dict(weight=_w(c), gamma=0.5, alpha=0.25, label_smoothing=0.1),
         ("probs", "labels", "weight", "alpha", "gamma", "label_smoothing"),
     ),
+    "asymmetric_loss": Loss(
+        jaxloss.asymmetric_loss, "binary", binary_inputs,
+        lambda c: dict(
+            weight=_w(c), pos_weight=_w(c)[::-1], label_smoothing=0.1,
+            gamma_neg=3.0, gamma_pos=0.5, clip=0.1,
+        ),
+        ("logits", "labels", "weight", "pos_weight", "label_smoothing", "gamma_neg",
+         "gamma_pos", "clip"),
+    ),
     "sigmoid_focal_loss": Loss(
         jaxloss.sigmoid_focal_loss, "binary", binary_inputs,
         lambda c: dict(weight=_w(c), gamma=0.5, alpha=0.25, label_smoothing=0.1),
@@ -92,13 +107,13 @@ REGISTRY = {
     ),
     "softmax_cross_entropy": Loss(
         jaxloss.softmax_cross_entropy, "multiclass", softmax_inputs,
-        lambda c: dict(class_weight=_w(c), label_smoothing=0.1, z_loss=1e-3),
-        ("logits", "labels", "class_weight", "label_smoothing", "z_loss"),
+        lambda c: dict(class_weight=_w(c), label_smoothing=0.1, z_loss=1e-3, **_prior(c)),
+        ("logits", "labels", "class_weight", "label_smoothing", "z_loss", "log_prior", "tau"),
     ),
     "softmax_cross_entropy_with_integer_labels": Loss(
         jaxloss.softmax_cross_entropy_with_integer_labels, "multiclass", _integer,
-        lambda c: dict(class_weight=_w(c), label_smoothing=0.1, z_loss=1e-3),
-        ("logits", "class_weight", "label_smoothing", "z_loss"),
+        lambda c: dict(class_weight=_w(c), label_smoothing=0.1, z_loss=1e-3, **_prior(c)),
+        ("logits", "class_weight", "label_smoothing", "z_loss", "log_prior", "tau"),
     ),
     "categorical_cross_entropy": Loss(
         jaxloss.categorical_cross_entropy, "multiclass", _on_probs(softmax_inputs),

@@ -690,6 +690,69 @@ def linear_torch():
     print(f"torch_linear: {len(meta)} cases")
 
 
+# --------------------------------------------------------------------------
+# timm: AsymmetricLossMultiLabel (ASL).
+
+
+def _timm_asl_class():
+    """timm's ASL module, loaded from its file: the package's __init__ needs
+    torchvision, the loss only torch (`pip install --no-deps timm`)."""
+    import importlib.util
+
+    path = (
+        pathlib.Path(importlib.util.find_spec("timm").origin).parent / "loss" / "asymmetric_loss.py"
+    )
+    spec = importlib.util.spec_from_file_location("timm_asl", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.AsymmetricLossMultiLabel
+
+
+def asl_timm():
+    """Values and logit gradients of timm's ASL for every option, on logits
+    where its eps = 1e-8 clamp is inactive (|x| <= 6). timm computes in
+    float32 (it casts its inputs)."""
+    global rng
+    rng = np.random.default_rng(20261205)  # its own seed: the same cases alone or in a full run
+    from importlib.metadata import version
+
+    asl = _timm_asl_class()
+    c = Cases("timm_asl", f"timm {version('timm')}")
+    n, k = 6, 5
+    logits = f32(np.clip(rng.normal(size=(n, k)) * 2.5, -6, 6))
+    hard = f32(rng.integers(0, 2, size=(n, k)))
+    soft = f32(np.where(rng.uniform(size=(n, k)) < 0.5, hard, rng.uniform(size=(n, k))))
+    weight = f32(rng.uniform(0.5, 2, size=(k,)))
+    pos_weight = f32(rng.uniform(0.5, 4, size=(k,)))
+    options = [
+        {},
+        {"gamma_neg": 2.0, "gamma_pos": 0.0},
+        {"gamma_neg": 0.0, "gamma_pos": 0.0, "clip": 0.0},
+        {"clip": None},
+        {"clip": 0.2, "gamma_neg": 3.0, "gamma_pos": 0.5},
+        {"weight": weight},
+        {"pos_weight": pos_weight},
+        {"smoothing": 0.1},
+        {"disable_torch_grad_focal_loss": True},
+        {"weight": weight, "pos_weight": pos_weight, "smoothing": 0.2, "clip": 0.1},
+    ]
+    ours = {"smoothing": "label_smoothing", "disable_torch_grad_focal_loss": "stop_focal_gradient"}
+    for labels in (hard, soft):
+        for opts in options:
+            for red in ("none", "mean", "sum"):
+                kw = {**opts}
+                for key in ("weight", "pos_weight"):
+                    if key in kw:
+                        kw[key] = torch.tensor(kw[key])
+                fn = asl(reduction=red, **kw)
+                v, g, cot = torch_value_grad(
+                    lambda x, fn=fn, labels=labels: fn(x, t64(labels)), logits, red
+                )
+                jl_kw = {ours.get(key, key): val for key, val in opts.items()}
+                c.add("asymmetric_loss", [logits, labels], v, g, cot, reduction=red, **jl_kw)
+    c.save()
+
+
 if __name__ == "__main__":
     torch.set_num_threads(2)
     binary_torch()
@@ -698,4 +761,5 @@ if __name__ == "__main__":
     keras_cases()
     kornia_optax_cases()
     linear_torch()
-    target_grads_torch()  # last: it reseeds `rng`
+    target_grads_torch()  # these two reseed `rng`: last
+    asl_timm()

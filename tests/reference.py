@@ -101,3 +101,25 @@ def softmax_focal(x, t, axis=-1, gamma=2.0, alpha=None, e=0.0):
     t = (1 - e) * t + e / c
     logp = log_softmax(x)
     return -(a * t * (-np.expm1(logp)) ** gamma * logp).sum(-1)
+
+
+def asl(x, y, gamma_neg=4.0, gamma_pos=1.0, clip=0.05, weight=1.0, pos_weight=1.0, e=0.0):
+    """Asymmetric loss (Ridnik et al. 2021), float64, with no eps clamp: the
+    probabilities in log space where they are tiny."""
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64) * (1 - e) + e / 2
+    log_p, log_1mp = log_sigmoid(x), log_sigmoid(-x)
+    q = np.minimum(np.exp(log_1mp) + clip, 1.0)
+    log_q = np.where(clip > 0, np.log(q), log_1mp)
+    focus = asl_focus(x, y, gamma_neg, gamma_pos, clip)
+    return -weight * focus * (pos_weight * y * log_p + (1 - y) * log_q)
+
+
+def asl_focus(x, y, gamma_neg, gamma_pos, clip):
+    """ASL's focusing weight (1 - p_t) ** gamma, float64 (labels as given)."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    one_minus_q = np.maximum(np.exp(log_sigmoid(x)) - clip, 0.0)
+    one_minus_pt = y * np.exp(log_sigmoid(-x)) + (1 - y) * one_minus_q
+    gamma = gamma_pos * y + gamma_neg * (1 - y)
+    safe = np.where(one_minus_pt > 0, one_minus_pt, 1.0)
+    return np.where(one_minus_pt > 0, safe**gamma, (gamma == 0) * 1.0)

@@ -46,6 +46,17 @@ def test_imbalanced():
     assert (EXAMPLES / "out" / "imbalanced_pr.png").stat().st_size > 10_000
 
 
+def test_long_tailed():
+    out = run("long_tailed.py", "--quick")
+    for name in ("plain CE", "class-balanced CE", "logit-adjusted CE", "ASL"):
+        assert f"| {name} |" in out
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[3] for line in out.splitlines() if "±" in line
+    }
+    assert float(rows["ASL"].split()[0]) > 0.5  # mean average precision of a trained model
+    assert (EXAMPLES / "out" / "long_tailed.png").stat().st_size > 10_000
+
+
 def test_large_vocab_lm():
     out = run("large_vocab_lm.py", "--quick")
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines()]

@@ -33,6 +33,9 @@ DOMAIN = {
     "gamma": (0.0, np.inf),
     "label_smoothing": (0.0, 1.0),
     "z_loss": (0.0, np.inf),
+    "gamma_neg": (0.0, np.inf),
+    "gamma_pos": (0.0, np.inf),
+    "clip": (0.0, 1.0),
 }
 
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from tests.losses import LOGIT_LOSSES, LOSSES, all_options, jl
+from tests.losses import LOGIT_LOSSES, LOSSES, REGISTRY, all_options, jl
 
 settings.register_profile("jaxloss", max_examples=25, deadline=None, derandomize=True)
 settings.load_profile("jaxloss")
@@ -54,25 +54,17 @@ def test_where_equals_boolean_indexing(x, keep):
     x = jnp.asarray(x)
     if not keep.any():
         keep[0] = True
-    for name in LOSSES:
+    for name, loss in REGISTRY.items():
         fn = getattr(jl, name)
         y = _labels(name, 0)
-        xi = jax.nn.sigmoid(x) if name in ("binary_cross_entropy", "binary_focal_loss") else x
-        if name == "categorical_cross_entropy":
-            xi = jax.nn.softmax(x)
+        xi = x
+        if loss.first == "probs":
+            xi = jax.nn.sigmoid(x) if loss.family == "binary" else jax.nn.softmax(x)
         kw = {k: v for k, v in all_options(name, SHAPE[-1]).items() if k != "weight"}
         kw["reduction"] = "mean"
-        where = (
-            keep
-            if name
-            not in (
-                "binary_cross_entropy",
-                "sigmoid_binary_cross_entropy",
-                "binary_focal_loss",
-                "sigmoid_focal_loss",
-            )
-            else np.broadcast_to(keep[:, None], SHAPE)
-        )
+        # Per example for the multi-class family; elementwise (a row of the
+        # mask) for the binary one.
+        where = keep if loss.family == "multiclass" else np.broadcast_to(keep[:, None], SHAPE)
         got = fn(xi, y, where=jnp.asarray(where), **kw)
         want = fn(xi[keep], y[keep], **kw)
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
