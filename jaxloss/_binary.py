@@ -161,13 +161,13 @@ def binary_cross_entropy(
     """Binary cross-entropy on probabilities (PyTorch `BCELoss`).
 
     The unreduced loss, elementwise, with each log clamped to >= -100 as
-    PyTorch does::
+    PyTorch does:
 
         loss = -w * [y * log(p) + (1 - y) * log(1 - p)]
 
     The gradient is PyTorch's, ``w * (p - y) / max(p * (1 - p), 1e-12)``:
     finite at ``p = 0`` and ``p = 1``. Prefer
-    :func:`sigmoid_binary_cross_entropy` on logits when you have them: it is
+    `sigmoid_binary_cross_entropy` on logits when you have them: it is
     exact where this loss must clamp.
 
     Shape:
@@ -194,7 +194,7 @@ def binary_cross_entropy(
         ``reduction`` or ``label_smoothing``.
       TypeError: non-floating ``probs``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import numpy as np
       >>> import jaxloss
@@ -223,7 +223,7 @@ def sigmoid_binary_cross_entropy(
 ) -> jax.Array:
     """Binary cross-entropy on logits (PyTorch `BCEWithLogitsLoss`).
 
-    The unreduced loss, elementwise, with ``s = sigmoid(x)``::
+    The unreduced loss, elementwise, with ``s = sigmoid(x)``:
 
         loss = -w * [pos_weight * y * log(s) + (1 - y) * log(1 - s)]
 
@@ -258,7 +258,7 @@ def sigmoid_binary_cross_entropy(
         ``reduction`` or ``label_smoothing``.
       TypeError: non-floating ``logits``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import numpy as np
       >>> import jaxloss
@@ -293,20 +293,20 @@ def binary_focal_loss(
 ) -> jax.Array:
     """Focal loss on probabilities (Lin et al. 2017; Keras formula).
 
-    The unreduced loss, elementwise::
+    The unreduced loss, elementwise:
 
         p_t  = p * y + (1 - p) * (1 - y)
         a_t  = alpha * y + (1 - alpha) * (1 - y)      (1 if alpha is None)
         loss = w * a_t * (1 - p_t) ** gamma * BCE(p, y)
 
-    with ``BCE`` as in :func:`binary_cross_entropy` (logs clamped at -100).
-    ``gamma=0, alpha=None`` equals :func:`binary_cross_entropy` exactly.
+    with ``BCE`` as in `binary_cross_entropy` (logs clamped at -100).
+    ``gamma=0, alpha=None`` equals `binary_cross_entropy` exactly.
     Per element this is Keras' ``binary_focal_crossentropy`` (which then
     averages the last axis, and clips probabilities to ``[1e-7, 1 - 1e-7]``
     where this loss does not). ``1 - p_t`` is floored at the smallest normal
     number inside the power, so gradients stay finite at ``p = 0`` and
     ``p = 1`` also for ``0 < gamma < 1``; the loss value is unchanged there
-    (``BCE = 0``). Use :func:`sigmoid_focal_loss` on logits where you can.
+    (``BCE = 0``). Use `sigmoid_focal_loss` on logits where you can.
 
     Shape:
       - probs: any shape ``[...]``.
@@ -337,7 +337,7 @@ def binary_focal_loss(
       Lin et al., Focal Loss for Dense Object Detection, ICCV 2017,
       https://arxiv.org/abs/1708.02002
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import numpy as np
       >>> import jaxloss
@@ -375,7 +375,7 @@ def sigmoid_focal_loss(
 ) -> jax.Array:
     """Focal loss on logits (Lin et al. 2017), computed in log space.
 
-    The unreduced loss, elementwise, with ``p = sigmoid(x)``::
+    The unreduced loss, elementwise, with ``p = sigmoid(x)``:
 
         p_t  = p * y + (1 - p) * (1 - y)
         a_t  = alpha * y + (1 - alpha) * (1 - y)      (1 if alpha is None)
@@ -390,7 +390,7 @@ def sigmoid_focal_loss(
     and torchvision's ``sigmoid_focal_loss(reduction="none")``, and for hard
     labels kornia's ``binary_focal_loss_with_logits`` (for soft labels kornia
     weights ``y`` and ``1 - y`` terms by separate modulating factors);
-    ``gamma=0, alpha=None`` equals :func:`sigmoid_binary_cross_entropy`
+    ``gamma=0, alpha=None`` equals `sigmoid_binary_cross_entropy`
     exactly. Gradients with respect to *labels* are finite for soft labels
     away from 0 and 1 (at hard labels and large ``|x|`` the true derivative
     ``(q - p) / (1 - p_t)`` exceeds float32).
@@ -424,7 +424,7 @@ def sigmoid_focal_loss(
       Lin et al., Focal Loss for Dense Object Detection, ICCV 2017,
       https://arxiv.org/abs/1708.02002
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import numpy as np
       >>> import jaxloss
@@ -530,7 +530,7 @@ def asymmetric_loss(
 
     The unreduced loss, elementwise, with ``p = sigmoid(x)``, the negatives'
     probability shifted by ``clip`` (``m``), and separate focusing exponents
-    for positives and negatives::
+    for positives and negatives:
 
         q    = min(1 - p + m, 1)                      (asymmetric clipping)
         p_t  = p * y + q * (1 - y)
@@ -547,7 +547,7 @@ def asymmetric_loss(
     ``|x| > 18``, where the clamp takes over). Negatives whose probability
     ``p`` is at most ``clip`` give exactly 0 (they are discarded, as the
     paper intends). ``gamma_neg=gamma_pos=0, clip=0`` equals
-    :func:`sigmoid_binary_cross_entropy`.
+    `sigmoid_binary_cross_entropy`.
 
     ``stop_focal_gradient=True`` treats the focusing weight ``(1 - p_t) ** g``
     as a constant in the gradient: timm's ``disable_torch_grad_focal_loss``.
@@ -585,7 +585,7 @@ def asymmetric_loss(
       Ridnik et al., Asymmetric Loss For Multi-Label Classification, ICCV
       2021, https://arxiv.org/abs/2009.14119
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import numpy as np
       >>> import jaxloss

@@ -1,7 +1,7 @@
 """The rules every loss shares, each written once.
 
 Validation (static, at trace time), upcasting, label smoothing, masking with
-``where``, reduction, and :func:`checked` (runtime value checks) live here.
+``where``, reduction, and `checked` (runtime value checks) live here.
 The loss modules state their formulas and call these pieces.
 """
 
@@ -272,7 +272,7 @@ INDEX = "index"  # integer class index in [0, C) or `ignore_index`
 def value_checks(
     spec: dict[str, str], num_classes: Callable[[inspect.BoundArguments], int] | None = None
 ) -> Callable[[F], F]:
-    """Declare which runtime checks :func:`checked` applies to a loss.
+    """Declare which runtime checks `checked` applies to a loss.
 
     `spec` maps argument names to `UNIT` or `INDEX`; every floating argument
     is also checked for NaN. `num_classes(bound)` gives `C` for `INDEX`.
@@ -377,7 +377,7 @@ def checked(fn: F, *, checkify: bool = False) -> F:
     Returns:
       A function with the same signature and results.
 
-    Example:
+    Examples:
       >>> import jax
       >>> import jax.numpy as jnp
       >>> from jax.experimental import checkify

@@ -250,13 +250,13 @@ def linear_softmax_cross_entropy(
 ) -> jax.Array:
     """Cross-entropy of a linear layer's logits, without ever holding them.
 
-    Equals, in value and gradients::
+    Equals, in value and gradients:
 
         z = inputs @ kernel + bias                 # [..., V] logits
         z = c * tanh(z / c)                        # if logit_soft_cap=c (Gemma 2)
         softmax_cross_entropy_with_integer_labels(z, labels, ...)
 
-    that is, per token, with ``lse = logsumexp(z)`` and ``e`` the smoothing::
+    that is, per token, with ``lse = logsumexp(z)`` and ``e`` the smoothing:
 
         loss = (1 - e) * (lse - z[y]) + e / V * sum_c (lse - z[c]) + z_loss * lse ** 2
 
@@ -338,7 +338,7 @@ def linear_softmax_cross_entropy(
       (Cut Cross-Entropy), 2024; Hsu et al., "Liger Kernel: Efficient Triton
       Kernels for LLM Training", 2024; Gemma Team, "Gemma 2", 2024 (soft cap).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import numpy as np
       >>> import jaxloss

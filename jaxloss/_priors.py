@@ -45,7 +45,7 @@ def pos_weight_from_counts(positives: ArrayLike, negatives: ArrayLike) -> jax.Ar
     Returns:
       The per-class ``pos_weight``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import numpy as np
       >>> import jaxloss
@@ -99,7 +99,7 @@ def class_weights_from_counts(
       Cui et al., Class-Balanced Loss Based on Effective Number of Samples,
       CVPR 2019, https://arxiv.org/abs/1901.05555
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import numpy as np
       >>> import jaxloss

@@ -211,7 +211,7 @@ def softmax_cross_entropy_with_integer_labels(
 
     The unreduced loss per example, with ``lse = logsumexp(x)`` over the
     class axis, ``w`` the class weights (1 if None), ``e`` the label
-    smoothing and ``z`` the z-loss coefficient::
+    smoothing and ``z`` the z-loss coefficient:
 
         loss = (1 - e) * w[y] * (lse - x[y])
                + e / C * sum_c w[c] * (lse - x[c])
@@ -228,7 +228,7 @@ def softmax_cross_entropy_with_integer_labels(
 
     A two-class softmax on ``[x, 0]`` is a sigmoid on ``x``: this loss on
     ``jnp.stack([x, 0 * x], -1)`` equals
-    :func:`sigmoid_binary_cross_entropy` on ``x`` with label ``y == 0``.
+    `sigmoid_binary_cross_entropy` on ``x`` with label ``y == 0``.
 
     Logits of -inf mark classes that do not exist for an example: they leave
     the softmax and the smoothing sum, and loss and gradients stay finite (in
@@ -276,7 +276,7 @@ def softmax_cross_entropy_with_integer_labels(
         not ``[C]``, ``axis`` out of range, bad ``reduction`` or
         ``label_smoothing``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import numpy as np
       >>> import jaxloss
@@ -314,7 +314,7 @@ def softmax_cross_entropy(
 ) -> jax.Array:
     """Softmax cross-entropy with probability targets.
 
-    The unreduced loss per example, with ``t' = (1 - e) * t + e / C``::
+    The unreduced loss per example, with ``t' = (1 - e) * t + e / C``:
 
         loss = -sum_c w[c] * t'[c] * log_softmax(x)[c]  +  z * lse(x) ** 2
 
@@ -325,7 +325,7 @@ def softmax_cross_entropy(
     ``where`` for targets without mass on masked classes: masked classes
     (and classes whose logit is -inf) leave the softmax and the sum. Target
     mass on such a class gives +inf, as a label whose logit is -inf does in
-    PyTorch, optax and :func:`softmax_cross_entropy_with_integer_labels`
+    PyTorch, optax and `softmax_cross_entropy_with_integer_labels`
     (optax's class mask drops that mass instead); only its label-smoothing
     share is dropped. The gradient with respect to ``labels`` is
     ``w * (lse - x)`` (``-log p`` scaled), also where a target is exactly 0.
@@ -345,7 +345,7 @@ def softmax_cross_entropy(
       z_loss: coefficient of ``logsumexp(x) ** 2``.
       log_prior: the log of each class's prior ``[C]``, for logit
         adjustment: the loss is computed on ``x + tau * log_prior`` (see
-        :func:`softmax_cross_entropy_with_integer_labels`).
+        `softmax_cross_entropy_with_integer_labels`).
       tau: the adjustment's temperature (may be traced).
       reduction: ``"none"``, ``"mean"`` (over unmasked examples) or ``"sum"``.
       where: per-example mask or class mask.
@@ -359,7 +359,7 @@ def softmax_cross_entropy(
         ``[C]``, ``axis`` out of range, bad ``reduction`` or
         ``label_smoothing``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import numpy as np
       >>> import jaxloss
@@ -392,7 +392,7 @@ def categorical_cross_entropy(
     """Cross-entropy on probabilities (the output of a softmax).
 
     The unreduced loss per example, logs clamped at -100 as in
-    :func:`binary_cross_entropy`, ``t' = (1 - e) * t + e / C``::
+    `binary_cross_entropy`, ``t' = (1 - e) * t + e / C``:
 
         loss = -sum_c w[c] * t'[c] * log(p[c])
 
@@ -401,7 +401,7 @@ def categorical_cross_entropy(
     from 0 and 1 (both clip probabilities to ``[eps, 1 - eps]``; Keras also
     renormalises). No renormalisation here: pass what your softmax gave.
     The gradient is ``-w t' / max(p, 1e-12)``: finite at ``p = 0``. Prefer
-    :func:`softmax_cross_entropy` on logits where you have them.
+    `softmax_cross_entropy` on logits where you have them.
 
     Shape:
       - probs, labels: ``[..., C, ...]`` with the classes on ``axis``.
@@ -428,7 +428,7 @@ def categorical_cross_entropy(
         ``[C]``, ``axis`` out of range, bad ``reduction`` or
         ``label_smoothing``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import numpy as np
       >>> import jaxloss
@@ -466,7 +466,7 @@ def softmax_focal_loss(
     """Multi-class focal loss with probability targets, in log space.
 
     The unreduced loss per example, ``p = softmax(x)``,
-    ``t' = (1 - e) * t + e / C``::
+    ``t' = (1 - e) * t + e / C``:
 
         loss = -sum_c alpha[c] * t'[c] * (1 - p[c]) ** gamma * log(p[c])
 
@@ -476,7 +476,7 @@ def softmax_focal_loss(
     but the most likely, whose ``1 - p`` is the logsumexp of the others. So
     loss, gradient and Hessian stay finite for every finite logit, also for
     ``0 < gamma < 1``. ``gamma=0, alpha=None`` equals
-    :func:`softmax_cross_entropy` exactly. Target mass on a class whose
+    `softmax_cross_entropy` exactly. Target mass on a class whose
     logit is -inf (or that a class mask removes) gives +inf; only its
     label-smoothing share is dropped.
 
@@ -509,7 +509,7 @@ def softmax_focal_loss(
       Lin et al., Focal Loss for Dense Object Detection, ICCV 2017,
       https://arxiv.org/abs/1708.02002
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import numpy as np
       >>> import jaxloss
@@ -551,14 +551,14 @@ def softmax_focal_loss_with_integer_labels(
 ) -> jax.Array:
     """Multi-class focal loss with integer class labels, in log space.
 
-    The unreduced loss per example, ``p = softmax(x)``::
+    The unreduced loss per example, ``p = softmax(x)``:
 
         loss = -alpha[y] * (1 - p[y]) ** gamma * log(p[y])
 
     with ``log(1 - p[y])`` the logsumexp of the other classes minus that of
     all, so loss, gradient and Hessian stay finite for every finite logit,
     also for ``0 < gamma < 1``. No one-hot array is built. ``gamma=0,
-    alpha=None`` equals :func:`softmax_cross_entropy_with_integer_labels`
+    alpha=None`` equals `softmax_cross_entropy_with_integer_labels`
     exactly. ``"mean"`` divides by the number of kept examples (``alpha``
     does not change the denominator, as in Keras).
 
@@ -593,7 +593,7 @@ def softmax_focal_loss_with_integer_labels(
       Lin et al., Focal Loss for Dense Object Detection, ICCV 2017,
       https://arxiv.org/abs/1708.02002
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> import numpy as np
       >>> import jaxloss

@@ -53,3 +53,54 @@ def test_focal_curve_script_runs(tmp_path):
     finally:
         sys.argv = argv
     assert out.stat().st_size > 10_000
+
+
+# --------------------------------------------------------------------------
+# The built site: what a reader sees, offline.
+
+LEFT_AS_TEXT = {
+    "a doctest prompt outside a code block": r"&gt;&gt;&gt;",
+    "a Sphinx role": r":(?:func|class|meth|mod|attr):`",
+    "a reST literal-block marker": r"\w::(?:\s|<)",
+    "a math delimiter": r"\$\$|\\\[|\\\]|\\\(|\\\)",
+}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    out = tmp_path_factory.mktemp("site")
+    build(load_config(str(ROOT / "mkdocs.yml"), site_dir=str(out), strict=True))
+    return {p.relative_to(out).as_posix(): p.read_text() for p in out.rglob("*.html")}
+
+
+def _prose(html):
+    """The page without its code, scripts and styles."""
+    html = re.sub(r"<(pre|code|script|style)\b.*?</\1>", "", html, flags=re.S)
+    return re.sub(r"<[^>]+>", " ", html)
+
+
+def test_site_renders_examples_math_and_nothing_raw(site):
+    api = site["api/index.html"]
+    assert api.count('<span class="gp">&gt;&gt;&gt; </span>') > 20  # examples are code
+    assert "<math" in site["numerics/index.html"]  # math rendered at build time
+    for page, html in site.items():
+        text = _prose(html)
+        for what, pattern in LEFT_AS_TEXT.items():
+            found = re.findall(pattern, text)
+            assert not found, f"{page}: {what} shown as text: {found[:3]}"
+
+
+def test_site_loads_nothing_from_another_site(site):
+    for page, html in site.items():
+        remote = re.findall(r'<(?:link|script|img)\b[^>]*(?:href|src)="(https?://[^"]+)"', html)
+        assert not remote, (page, remote)
+
+
+def test_site_check_sees_a_raw_prompt():
+    # The same check on a page whose example is not a code block.
+    assert re.findall(LEFT_AS_TEXT["a doctest prompt outside a code block"], _prose(
+        "<blockquote><p>&gt;&gt;&gt; import jaxloss</p></blockquote>"
+    ))  # fmt: skip
