@@ -155,7 +155,10 @@ def main(argv=None):
             ["quantity", "value"],
             [
                 ["tokens per step", args.batch],
-                ["first / last training loss", f"{history[0]:.3f} / {np.mean(history[-10:]):.3f}"],
+                [
+                    "training loss: first step / mean of the last 10",
+                    f"{history[0]:.3f} / {np.mean(history[-10:]):.3f}",
+                ],
                 ["held-out loss (perplexity)", f"{held:.3f} ({np.exp(held):,.0f})"],
                 ["training tokens / second", f"{per_second:,.0f}"],
                 ["logits N*V*4 per step", f"{logits / 2**20:,.1f} MiB"],

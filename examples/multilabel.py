@@ -110,14 +110,19 @@ def main(argv=None):
     print(table(header, rows))
     print(f"means over {seeds} seed(s), {epochs} epochs; test split 30%")
 
-    fig, ax = plt.subplots(figsize=(8, 3.5))
+    fig, ax = plt.subplots(figsize=(8, 4))
     width = 0.38
     for i, (k, v) in enumerate(means.items()):
         ax.bar(np.arange(len(NAMES)) + (i - 0.5) * width, v[1], width, label=f"{k}: recall")
-        ax.scatter(np.arange(len(NAMES)) + (i - 0.5) * width, v[0], color="k", marker="_", s=200)
+        precision = "precision" if i == 0 else None  # one legend entry for the dashes
+        ax.scatter(
+            np.arange(len(NAMES)) + (i - 0.5) * width, v[0], color="k", marker="_", s=200,
+            label=precision,
+        )  # fmt: skip
     ax.set_xticks(np.arange(len(NAMES)), NAMES)
     ax.set(ylabel="recall (bars), precision (dashes)", ylim=(0, 1.05))
-    ax.legend(loc="lower right")
+    # Below the axes, so that no bar (the rare "is seven" ones included) is hidden.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, frameon=False)
     fig.tight_layout()
     path = out_path("multilabel.png")
     fig.savefig(path, dpi=100)

@@ -20,3 +20,20 @@ from ._softmax import (
 )
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "asymmetric_loss",
+    "binary_cross_entropy",
+    "binary_focal_loss",
+    "categorical_cross_entropy",
+    "checked",
+    "class_weights_from_counts",
+    "linear_softmax_cross_entropy",
+    "pos_weight_from_counts",
+    "sigmoid_binary_cross_entropy",
+    "sigmoid_focal_loss",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_with_integer_labels",
+    "softmax_focal_loss",
+    "softmax_focal_loss_with_integer_labels",
+]

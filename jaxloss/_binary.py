@@ -72,17 +72,30 @@ def _prepare(
     dtype = compute_dtype(x, y)
     floor = grad_floor(x.dtype)
     x = x.astype(dtype)
-    y = broadcast_to("labels", y, x.shape, name).astype(dtype)
+    hint = _per_example_hint(x.shape)
+    y = broadcast_to("labels", y, x.shape, name, hint).astype(dtype)
     y = smooth_labels(y, label_smoothing, 2)
     w = None
     if weight is not None:
         w = as_real_array("weight", weight).astype(dtype)
-        w = broadcast_to("weight", w, x.shape, name)
+        w = broadcast_to("weight", w, x.shape, name, hint)
     mask = None
     if where is not None:
-        mask = broadcast_to("where", as_mask(where), x.shape, name)
+        mask = broadcast_to("where", as_mask(where), x.shape, name, hint)
         x = fill_masked(x, mask, fill)
     return Prepared(x, y, w, mask, floor)
+
+
+def _per_example_hint(shape: tuple[int, ...]) -> str:
+    """What to do with one value per example of `[N, C, ...]` inputs, whose
+    `[N]` array NumPy broadcasting would align with the trailing axis."""
+    if len(shape) < 2:
+        return ""
+    per_example = (shape[0],) + (1,) * (len(shape) - 1)
+    return (
+        f" Broadcasting aligns trailing axes: one value per example needs shape "
+        f"{per_example} (e.g. `where[:, None]`)."
+    )
 
 
 def _finish(loss, b: Prepared, reduction):
@@ -173,6 +186,8 @@ def binary_cross_entropy(
     Shape:
       - probs: any shape ``[...]``.
       - labels, weight, where: broadcastable to ``probs``.
+        One value per example of ``[N, C]`` inputs has shape ``[N, 1]``
+        (``where[:, None]``): an ``[N]`` array lines up with the classes.
       - output: ``probs.shape`` for ``reduction="none"``, else a scalar.
 
     Args:
@@ -235,6 +250,8 @@ def sigmoid_binary_cross_entropy(
     Shape:
       - logits: any shape ``[...]``, e.g. ``[N, C]`` for multi-label.
       - labels, weight, where: broadcastable to ``logits``.
+        One value per example of ``[N, C]`` inputs has shape ``[N, 1]``
+        (``where[:, None]``): an ``[N]`` array lines up with the classes.
       - pos_weight: broadcastable to ``logits`` from the trailing axes, e.g.
         ``[C]`` for ``[N, C]`` multi-label logits.
       - output: ``logits.shape`` for ``reduction="none"``, else a scalar.
@@ -311,6 +328,8 @@ def binary_focal_loss(
     Shape:
       - probs: any shape ``[...]``.
       - labels, alpha, weight, where: broadcastable to ``probs``.
+        One value per example of ``[N, C]`` inputs has shape ``[N, 1]``
+        (``where[:, None]``): an ``[N]`` array lines up with the classes.
       - output: ``probs.shape`` for ``reduction="none"``, else a scalar.
 
     Args:
@@ -398,6 +417,8 @@ def sigmoid_focal_loss(
     Shape:
       - logits: any shape ``[...]``.
       - labels, alpha, weight, where: broadcastable to ``logits``.
+        One value per example of ``[N, C]`` inputs has shape ``[N, 1]``
+        (``where[:, None]``): an ``[N]`` array lines up with the classes.
       - output: ``logits.shape`` for ``reduction="none"``, else a scalar.
 
     Args:
@@ -555,7 +576,9 @@ def asymmetric_loss(
     Shape:
       - logits: any shape ``[...]``, typically ``[N, C]``.
       - labels, weight, pos_weight, where: broadcastable to ``logits``
-        (``[C]`` for one value per class).
+        (``[C]`` for one value per class). One value per example of
+        ``[N, C]`` inputs has shape ``[N, 1]`` (``where[:, None]``): an
+        ``[N]`` array lines up with the classes.
       - output: ``logits.shape`` for ``reduction="none"``, else a scalar.
 
     Args:

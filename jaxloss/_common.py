@@ -279,10 +279,38 @@ def value_checks(
     """
 
     def deco(fn: F) -> F:
-        fn.__jaxloss_checks__ = (spec, num_classes)  # type: ignore[attr-defined]
-        return fn
+        params = inspect.signature(fn).parameters
+
+        @functools.wraps(fn)
+        def loss(*args: Any, **kwargs: Any) -> Any:
+            for key in kwargs:
+                if key not in params:
+                    hint = _OTHER_NAMES.get(key, "")
+                    raise TypeError(
+                        f"{fn.__name__}() got an unexpected keyword argument {key!r}.{hint}"
+                    )
+            return fn(*args, **kwargs)
+
+        loss.__jaxloss_checks__ = (spec, num_classes)  # type: ignore[attr-defined]
+        return loss  # type: ignore[return-value]
 
     return deco
+
+
+# Options users reach for by the name another family (or library) uses.
+_OTHER_NAMES = {
+    "weight": (
+        " Per-class weights of the multi-class losses are `class_weight` (shape [C]);"
+        " to weight examples, multiply the loss of reduction='none'."
+    ),
+    "class_weight": (
+        " The binary losses weight classes with `weight` of shape [C] (it broadcasts"
+        " over the trailing class axis)."
+    ),
+    "ignore_index": " The binary losses mask entries with `where` instead.",
+    "smoothing": " Label smoothing is `label_smoothing`.",
+    "logits": " The first argument is positional.",
+}
 
 
 def _raise_if(message: str, bad: Any, low: Any, high: Any) -> None:

@@ -4,7 +4,7 @@ import jax
 import pytest
 
 # The fixture generator needs PyTorch and Keras; CI only reads its output.
-collect_ignore = ["make_fixtures.py", "sharded_run.py"]
+collect_ignore = ["make_fixtures.py", "sharded_run.py", "smoke.py"]
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")

@@ -104,3 +104,12 @@ def test_site_check_sees_a_raw_prompt():
     assert re.findall(LEFT_AS_TEXT["a doctest prompt outside a code block"], _prose(
         "<blockquote><p>&gt;&gt;&gt; import jaxloss</p></blockquote>"
     ))  # fmt: skip
+
+
+def test_all_lists_every_public_function_and_the_api_page_shows_it():
+    import jaxloss
+
+    public = {n for n in dir(jaxloss) if not n.startswith("_") and callable(getattr(jaxloss, n))}
+    assert set(jaxloss.__all__) == public
+    api = (ROOT / "docs" / "api.md").read_text()
+    assert [n for n in jaxloss.__all__ if f"::: jaxloss.{n}\n" not in api] == []

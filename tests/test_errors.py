@@ -284,3 +284,40 @@ def test_checked_with_checkify_under_jit_names_the_argument_first():
     # Under grad and vmap too.
     err, _ = checkify.checkify(jax.grad(lambda x: f(x, jnp.array([0.0, 3.0])).sum()))(jnp.zeros(2))
     assert err.get().startswith("`labels` must lie in [0, 1]")
+
+
+@pytest.mark.parametrize(
+    "fn,kw,match",
+    [
+        (
+            jaxloss.softmax_cross_entropy,
+            {"weight": jnp.ones(3)},
+            r"'weight'\. .*are `class_weight`",
+        ),
+        (
+            jaxloss.sigmoid_binary_cross_entropy,
+            {"class_weight": jnp.ones(3)},
+            r"with `weight` of shape \[C\]",
+        ),
+        (jaxloss.binary_cross_entropy, {"ignore_index": -1}, r"mask entries with `where`"),
+    ],
+)
+def test_the_other_familys_option_name_gets_a_hint(fn, kw, match):
+    with pytest.raises(TypeError, match=match):
+        fn(jnp.full((2, 3), 0.5), jnp.full((2, 3), 1 / 3), **kw)
+
+
+def test_per_example_array_of_multilabel_inputs_gets_a_hint():
+    with pytest.raises(
+        ValueError,
+        match=r"one value per example needs shape \(4, 1\) \(e\.g\. `where\[:, None\]`\)",
+    ):
+        jaxloss.sigmoid_binary_cross_entropy(
+            jnp.zeros((4, 3)), jnp.zeros((4, 3)), where=jnp.ones(4, bool)
+        )
+    with pytest.raises(
+        ValueError, match=r"\(An `\[N\]` mask of `\[N, C\]` inputs is per example\.\)"
+    ):
+        jaxloss.softmax_cross_entropy(
+            jnp.zeros((4, 3)), jnp.ones((4, 3)) / 3, where=jnp.ones(5, bool)
+        )
