@@ -202,13 +202,14 @@ def time_torch(fn, x, y, reps):
     return float(np.median(times[1:]))
 
 
-def run_case(name, fn, base_name, base, kind, shape, dtype, opts, reps):
-    x, y = make(kind, shape, dtype)
-    c = shape[-1]
-    kw = {k: (jnp.linspace(0.5, 2.0, c) if v == WEIGHTS else v) for k, v in opts.items()}
+def contenders(fn, base, kind, shape, dtype, opts):
+    """Inputs, traced options and the mean losses of jaxloss and its baseline.
 
-    # Labels and weights are arguments, never constants folded into the program;
-    # integer options (ignore_index) are static.
+    Labels and weights are arguments, never constants folded into the
+    program; integer options (ignore_index) are static.
+    """
+    x, y = make(kind, shape, dtype)
+    kw = {k: (jnp.linspace(0.5, 2.0, shape[-1]) if v == WEIGHTS else v) for k, v in opts.items()}
     static = {k: v for k, v in kw.items() if isinstance(v, int)}
     kw = {k: v for k, v in kw.items() if k not in static}
 
@@ -217,6 +218,12 @@ def run_case(name, fn, base_name, base, kind, shape, dtype, opts, reps):
 
     def theirs(x, y, kw):
         return jnp.mean(base(x, y))
+
+    return x, y, kw, ours, theirs
+
+
+def run_case(name, fn, base_name, base, kind, shape, dtype, opts, reps):
+    x, y, kw, ours, theirs = contenders(fn, base, kind, shape, dtype, opts)
 
     def copy(x):
         return x * 1.0 + 0.0
@@ -262,17 +269,7 @@ def run_core_case(name, fn, base_name, base, kind, shape, dtype, opts, reps):
     core forced (`jaxloss._core.plain_core`), and the baseline, interleaved."""
     from jaxloss._core import plain_core
 
-    x, y = make(kind, shape, dtype)
-    kw = {k: (jnp.linspace(0.5, 2.0, shape[-1]) if v == WEIGHTS else v) for k, v in opts.items()}
-    static = {k: v for k, v in kw.items() if isinstance(v, int)}
-    kw = {k: v for k, v in kw.items() if k not in static}
-
-    def ours(x, y, kw):
-        return fn(x, y, reduction="mean", **kw, **static)
-
-    def theirs(x, y, kw):
-        return jnp.mean(base(x, y))
-
+    x, y, kw, ours, theirs = contenders(fn, base, kind, shape, dtype, opts)
     exe_fast, _ = compiled(jax.value_and_grad(ours), x, y, kw)
     with plain_core():
         exe_plain, _ = compiled(jax.value_and_grad(ours), x, y, kw)

@@ -75,17 +75,23 @@ def t64(a, grad=False):
     return torch.tensor(np.asarray(a, np.float64), requires_grad=grad)
 
 
-def torch_value_grad(fn, x, reduction):
-    """Value of `fn(x)` and the gradient of sum(value * cot) (or of value)."""
-    xt = t64(x, grad=True)
-    out = fn(xt)
+def torch_grad_wrt(fn, tensors, wrt, reduction):
+    """Value of `fn(**tensors)` and the gradient of sum(value * cot) with
+    respect to `tensors[wrt]` (float64 tensors made from float32 arrays)."""
+    ts = {k: (None if v is None else t64(v, grad=k == wrt)) for k, v in tensors.items()}
+    out = fn(**ts)
     cot = None
     if reduction == "none":
         cot = f32(rng.normal(size=out.shape))
         (out * t64(cot)).sum().backward()
     else:
         out.backward()
-    return out.detach().numpy(), xt.grad.numpy(), cot
+    return out.detach().numpy(), ts[wrt].grad.numpy(), cot
+
+
+def torch_value_grad(fn, x, reduction):
+    """Value of `fn(x)` and the gradient of sum(value * cot) (or of value)."""
+    return torch_grad_wrt(lambda x: fn(x), {"x": x}, "x", reduction)
 
 
 # --------------------------------------------------------------------------
@@ -178,20 +184,6 @@ def binary_torch():
 
 # --------------------------------------------------------------------------
 # PyTorch: gradients with respect to targets, weights and pos_weight.
-
-
-def torch_grad_wrt(fn, tensors, wrt, reduction):
-    """Value of `fn(**tensors)` and the gradient of sum(value * cot) with
-    respect to `tensors[wrt]` (float64 tensors made from float32 arrays)."""
-    ts = {k: (None if v is None else t64(v, grad=k == wrt)) for k, v in tensors.items()}
-    out = fn(**ts)
-    cot = None
-    if reduction == "none":
-        cot = f32(rng.normal(size=out.shape))
-        (out * t64(cot)).sum().backward()
-    else:
-        out.backward()
-    return out.detach().numpy(), ts[wrt].grad.numpy(), cot
 
 
 def target_grads_torch():
