@@ -2,12 +2,14 @@
 minimum, pinned (`jax==0.6.0 ...`), for `pip install`."""
 
 import re
+
 import tomllib
 
 TESTED = ("jax", "jaxlib", "numpy", "optax", "chex", "flax")
 
 project = tomllib.load(open("pyproject.toml", "rb"))["project"]
-specs = project["dependencies"] + [s for deps in project["optional-dependencies"].values() for s in deps]
+extras = project["optional-dependencies"].values()
+specs = project["dependencies"] + [spec for deps in extras for spec in deps]
 pins = {}
 for spec in specs:
     m = re.fullmatch(r"([A-Za-z0-9_.-]+)\s*>=\s*([\w.]+).*", spec)
