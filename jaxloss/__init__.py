@@ -10,6 +10,11 @@ from ._linear import linear_softmax_cross_entropy as linear_softmax_cross_entrop
 from ._priors import class_weights_from_counts as class_weights_from_counts
 from ._priors import pos_weight_from_counts as pos_weight_from_counts
 from ._softmax import categorical_cross_entropy as categorical_cross_entropy
+from ._softmax import nll_loss as nll_loss
+from ._softmax import poly_loss_cross_entropy as poly_loss_cross_entropy
+from ._softmax import (
+    poly_loss_cross_entropy_with_integer_labels as poly_loss_cross_entropy_with_integer_labels,
+)
 from ._softmax import softmax_cross_entropy as softmax_cross_entropy
 from ._softmax import (
     softmax_cross_entropy_with_integer_labels as softmax_cross_entropy_with_integer_labels,
@@ -18,6 +23,7 @@ from ._softmax import softmax_focal_loss as softmax_focal_loss
 from ._softmax import (
     softmax_focal_loss_with_integer_labels as softmax_focal_loss_with_integer_labels,
 )
+from ._softmax import softmax_kl_divergence as softmax_kl_divergence
 
 __version__ = "0.1.0"
 
@@ -29,6 +35,9 @@ __all__ = [
     "checked",
     "class_weights_from_counts",
     "linear_softmax_cross_entropy",
+    "nll_loss",
+    "poly_loss_cross_entropy",
+    "poly_loss_cross_entropy_with_integer_labels",
     "pos_weight_from_counts",
     "sigmoid_binary_cross_entropy",
     "sigmoid_focal_loss",
@@ -36,4 +45,5 @@ __all__ = [
     "softmax_cross_entropy_with_integer_labels",
     "softmax_focal_loss",
     "softmax_focal_loss_with_integer_labels",
+    "softmax_kl_divergence",
 ]

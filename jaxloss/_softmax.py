@@ -30,6 +30,7 @@ from ._common import (
     check_reduction,
     clamped_log,
     compute_dtype,
+    concrete_value,
     fill_masked,
     grad_floor,
     hyper,
@@ -48,6 +49,8 @@ from ._core import (
     logsumexp,
     modulator,
     pick,
+    present,
+    row_max,
     z_term,
 )
 
@@ -57,7 +60,7 @@ _FLOAT_LABELS_HINT = " For probability (or one-hot) targets use softmax_cross_en
 
 
 def _num_classes(bound) -> int:
-    x = bound.arguments.get("logits")
+    x = next(iter(bound.arguments.values()))  # the first argument: logits or log_probs
     axis = bound.arguments.get("axis", -1)
     return jnp.shape(x)[axis]
 
@@ -152,17 +155,19 @@ def _adjust(p: Prepared, log_prior: ArrayLike | None, tau: ArrayLike) -> Prepare
     return p._replace(x=p.x + hyper(tau, p.x.dtype) * along(prior, p.x.ndim, p.axis))
 
 
-def _integer_setup(logits, labels, axis, reduction, label_smoothing, where, ignore_index):
+def _integer_setup(
+    logits, labels, axis, reduction, label_smoothing, where, ignore_index, name="logits"
+):
     y = as_index_array("labels", labels, _FLOAT_LABELS_HINT)
     x, axis, mask, class_mask = _prepare(
-        "logits", logits, axis, reduction, label_smoothing, where, -jnp.inf
+        name, logits, axis, reduction, label_smoothing, where, -jnp.inf
     )
     example_shape = x.shape[:axis] + x.shape[axis + 1 :]
     if y.shape != example_shape:
         raise ValueError(
-            f"`labels` has shape {y.shape} but `logits` has shape {x.shape}; "
+            f"`labels` has shape {y.shape} but `{name}` has shape {x.shape}; "
             f"integer labels have the per-example shape {example_shape} "
-            f"(`logits` without axis={axis}). For probability targets use "
+            f"(`{name}` without axis={axis}). For probability targets use "
             "softmax_cross_entropy."
         )
     check_ignore_index(ignore_index)
@@ -617,3 +622,326 @@ def softmax_focal_loss_with_integer_labels(
         loss = a[index] * loss
     loss = jnp.where(r.has_class, loss, jnp.nan)
     return finish_integer(loss, p.labels, p.num_classes, ignore_index, p.example_mask, reduction)
+
+
+# --------------------------------------------------------------------------
+# Negative log-likelihood, PolyLoss, distillation.
+
+
+@value_checks({"labels": INDEX}, _num_classes)
+def nll_loss(
+    log_probs: ArrayLike,
+    labels: ArrayLike,
+    *,
+    axis: int = -1,
+    class_weight: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    reduction: Reduction = "none",
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Negative log-likelihood of integer labels (PyTorch `NLLLoss`).
+
+    For models that output log-probabilities (a ``log_softmax`` layer). The
+    unreduced loss per example:
+
+        loss = -w[y] * log_probs[y]
+
+    ``torch.nn.functional.nll_loss`` for every combination of ``weight``,
+    ``ignore_index`` and ``reduction``, on ``(N, C)`` or ``(N, C, d1, ...)``
+    inputs (``axis=1``): ``"mean"`` divides by the sum of the target
+    classes' weights over kept examples. Unlike PyTorch, a mean over a batch
+    whose labels are all ignored is 0.0. ``nll_loss(log_softmax(x), y)``
+    equals `softmax_cross_entropy_with_integer_labels` on ``x``; prefer
+    that on logits.
+
+    Shape:
+      - log_probs: ``[..., C, ...]`` with the classes on ``axis``.
+      - labels: the per-example shape, ``log_probs.shape`` without ``axis``.
+      - class_weight: ``[C]``.
+      - where: the per-example shape, or ``log_probs.shape`` for a class mask.
+      - output: the per-example shape for ``reduction="none"``, else a scalar.
+
+    Args:
+      log_probs: log-probabilities, floating dtype.
+      labels: integer class indices in ``[0, C)``; out-of-range labels that
+        are not ``ignore_index`` give NaN.
+      axis: the class axis.
+      class_weight: weight of each class (PyTorch ``weight``).
+      ignore_index: a label value whose examples give 0 and leave the mean.
+      reduction: ``"none"``, ``"mean"`` or ``"sum"``.
+      where: per-example mask, or a class mask.
+
+    Returns:
+      The loss, float32 for half-precision inputs.
+
+    Raises:
+      TypeError: non-integer ``labels`` or non-floating ``log_probs``.
+      ValueError: ``labels`` not of the per-example shape, ``class_weight``
+        not ``[C]``, ``axis`` out of range, bad ``reduction``.
+
+    Examples:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import numpy as np
+      >>> import jaxloss
+      >>> log_p = jax.nn.log_softmax(jnp.array([[3.2, -1.5, 0.8], [0.4, 2.1, -0.1]]))
+      >>> print(np.asarray(jaxloss.nll_loss(log_p, jnp.array([0, 2]))).round(4))  # PyTorch's
+      [0.0951 2.4573]
+    """
+    p = _integer_setup(log_probs, labels, axis, reduction, 0.0, where, ignore_index, "log_probs")
+    w = _class_vector("class_weight", class_weight, p.x, p.axis)
+    loss = -pick(p.x, p.target_index, p.axis)
+    w_y = None
+    if w is not None:
+        w_y = w[p.target_index]
+        loss = w_y * loss
+    return finish_integer(
+        loss, p.labels, p.num_classes, ignore_index, p.example_mask, reduction, w_y
+    )
+
+
+def _poly_term(x, r, v, axis):
+    """`sum_c v_c (1 - p_c)` over the classes that exist, `p = softmax(x)`."""
+    exists = present(x)
+    v = jnp.where(exists, jnp.broadcast_to(v, x.shape), 0)
+    return jnp.sum(v, axis) - jnp.sum(v * jnp.exp(log_softmax(x, r, axis)), axis)
+
+
+@value_checks({"labels": UNIT})
+def poly_loss_cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    epsilon: ArrayLike = 2.0,
+    axis: int = -1,
+    class_weight: ArrayLike | None = None,
+    label_smoothing: ArrayLike = 0.0,
+    reduction: Reduction = "none",
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Poly-1 cross-entropy (Leng et al. 2022) with probability targets.
+
+    The cross-entropy plus ``epsilon`` times the first polynomial term, per
+    example, with ``p = softmax(x)`` and ``t' = (1 - e) * t + e / C``:
+
+        loss = sum_c w[c] t'[c] * (-log p[c] + epsilon * (1 - p[c]))
+
+    Without class weights or smoothing this is ``optax.losses.
+    poly_loss_cross_entropy`` (``CE + epsilon * (1 - p_t)`` with
+    ``p_t = sum_c t[c] p[c]``); ``epsilon=0`` is
+    `softmax_cross_entropy`. Classes whose logit is -inf leave both
+    terms (target mass on them gives +inf).
+
+    Shape:
+      - logits, labels: ``[..., C, ...]`` with the classes on ``axis``.
+      - class_weight: ``[C]``.
+      - where: the per-example shape, or ``logits.shape`` for a class mask.
+      - output: the per-example shape for ``reduction="none"``, else a scalar.
+
+    Args:
+      logits: raw scores, floating dtype.
+      labels: target distributions (one-hot or soft).
+      epsilon: the weight of the polynomial term (may be traced; the paper
+        tunes it in [-1, 10] and uses 2 as the default, as optax does).
+      axis: the class axis.
+      class_weight: weight of each class, on both terms.
+      label_smoothing: ``e`` in [0, 1].
+      reduction: ``"none"``, ``"mean"`` (over unmasked examples) or ``"sum"``.
+      where: per-example mask or class mask.
+
+    Returns:
+      The loss, float32 for half-precision logits.
+
+    Raises:
+      TypeError: non-floating ``logits``.
+      ValueError: ``labels`` not of ``logits``' shape, ``class_weight`` not
+        ``[C]``, ``axis`` out of range, bad ``reduction`` or
+        ``label_smoothing``.
+
+    References:
+      Leng et al., PolyLoss: A Polynomial Expansion Perspective of
+      Classification Loss Functions, ICLR 2022,
+      https://arxiv.org/abs/2204.12511
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import numpy as np
+      >>> import jaxloss
+      >>> x = jnp.array([[3.2, -1.5, 0.8], [0.4, 2.1, -0.1]])
+      >>> t = jnp.array([[1.0, 0.0, 0.0], [0.2, 0.0, 0.8]])
+      >>> print(np.asarray(jaxloss.poly_loss_cross_entropy(x, t)).round(4))  # optax's
+      [0.2766 4.1638]
+    """
+    p = _dist_setup("logits", logits, labels, axis, reduction, label_smoothing, where)
+    w = _class_vector("class_weight", class_weight, p.x, p.axis)
+    r = logsumexp(p.x, p.axis)
+    v = _per_class(w, p.targets, p.axis)
+    loss = class_sum(p.x, v, p.labels, p.axis)
+    loss = loss + hyper(epsilon, loss.dtype) * _poly_term(p.x, r, v, p.axis)
+    return reduce(jnp.where(r.has_class, loss, jnp.nan), reduction, p.example_mask)
+
+
+@value_checks({"labels": INDEX}, _num_classes)
+def poly_loss_cross_entropy_with_integer_labels(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    epsilon: ArrayLike = 2.0,
+    axis: int = -1,
+    class_weight: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: ArrayLike = 0.0,
+    reduction: Reduction = "none",
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Poly-1 cross-entropy (Leng et al. 2022) with integer class labels.
+
+    `poly_loss_cross_entropy` on the one-hot (smoothed) target, without
+    building it:
+
+        loss = CE(x, y) + epsilon * sum_c w[c] t'[c] (1 - p[c])
+
+    with ``CE`` the loss of `softmax_cross_entropy_with_integer_labels`
+    (PyTorch's, with ``class_weight``, ``ignore_index`` and smoothing);
+    without weights or smoothing the polynomial term is ``1 - p[y]``.
+    ``"mean"`` divides as that loss does (by the target classes' weights
+    when ``class_weight`` is given).
+
+    Shape:
+      - logits: ``[..., C, ...]`` with the classes on ``axis``.
+      - labels: the per-example shape.
+      - class_weight: ``[C]``.
+      - where: the per-example shape, or ``logits.shape`` for a class mask.
+      - output: the per-example shape for ``reduction="none"``, else a scalar.
+
+    Args:
+      logits: raw scores, floating dtype.
+      labels: integer class indices in ``[0, C)``; out-of-range labels that
+        are not ``ignore_index`` give NaN.
+      epsilon: the weight of the polynomial term (may be traced).
+      axis: the class axis.
+      class_weight: weight of each class, on both terms.
+      ignore_index: a label value whose examples give 0 and leave the mean.
+      label_smoothing: ``e`` in [0, 1].
+      reduction: ``"none"``, ``"mean"`` or ``"sum"``.
+      where: per-example mask or class mask.
+
+    Returns:
+      The loss, float32 for half-precision logits.
+
+    Raises:
+      TypeError: non-integer ``labels`` or non-floating ``logits``.
+      ValueError: ``labels`` not of the per-example shape, ``class_weight``
+        not ``[C]``, ``axis`` out of range, bad ``reduction`` or
+        ``label_smoothing``.
+
+    References:
+      Leng et al., PolyLoss, ICLR 2022, https://arxiv.org/abs/2204.12511
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import numpy as np
+      >>> import jaxloss
+      >>> x = jnp.array([[3.2, -1.5, 0.8], [0.4, 2.1, -0.1]])
+      >>> loss = jaxloss.poly_loss_cross_entropy_with_integer_labels(x, jnp.array([0, 2]))
+      >>> print(np.asarray(loss).round(4))  # optax's, on one-hot labels
+      [0.2766 4.286 ]
+    """
+    p = _integer_setup(logits, labels, axis, reduction, label_smoothing, where, ignore_index)
+    w = _class_vector("class_weight", class_weight, p.x, p.axis)
+    loss, w_y = integer_ce(p.x, p.target_index, p.axis, label_smoothing, 0.0, w)
+    x, axis = p.x, p.axis
+    r = logsumexp(x, axis)
+    one_hot = is_class(p.target_index, x, axis).astype(x.dtype)
+    target = smooth_labels(one_hot, label_smoothing, x.shape[axis])
+    loss = loss + hyper(epsilon, loss.dtype) * _poly_term(x, r, _per_class(w, target, axis), axis)
+    return finish_integer(
+        loss, p.labels, p.num_classes, ignore_index, p.example_mask, reduction, w_y
+    )
+
+
+@value_checks({})
+def softmax_kl_divergence(
+    logits: ArrayLike,
+    target_logits: ArrayLike,
+    *,
+    temperature: ArrayLike = 1.0,
+    axis: int = -1,
+    reduction: Reduction = "none",
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Distillation loss: KL divergence between tempered softmaxes (Hinton et al.).
+
+    The unreduced loss per example, with ``p = softmax(logits / T)`` (the
+    student) and ``q = softmax(target_logits / T)`` (the teacher):
+
+        loss = T ** 2 * sum_c q[c] * (log q[c] - log p[c])
+
+    The ``T ** 2`` keeps the gradients' scale independent of ``T``.
+    ``reduction="mean"`` is PyTorch's
+    ``F.kl_div(F.log_softmax(s / T), F.log_softmax(t / T), log_target=True,
+    reduction="batchmean") * T ** 2``. Gradients flow to both the student's
+    and the teacher's logits (stop the teacher's with
+    ``jax.lax.stop_gradient`` to train the student alone) and to
+    ``temperature``. A class whose teacher logit is -inf gives 0; one whose
+    student logit is -inf while the teacher gives it mass gives +inf.
+
+    Shape:
+      - logits, target_logits: ``[..., C, ...]`` with the classes on ``axis``.
+      - where: the per-example shape, or ``logits.shape`` for a class mask
+        (applied to both).
+      - output: the per-example shape for ``reduction="none"``, else a scalar.
+
+    Args:
+      logits: the student's raw scores, floating dtype.
+      target_logits: the teacher's raw scores, of the same shape.
+      temperature: ``T > 0`` (may be traced).
+      axis: the class axis.
+      reduction: ``"none"``, ``"mean"`` (over unmasked examples) or ``"sum"``.
+      where: per-example mask or class mask.
+
+    Returns:
+      The loss, float32 for half-precision logits.
+
+    Raises:
+      TypeError: non-floating ``logits`` or ``target_logits``.
+      ValueError: shapes that differ, ``temperature`` not positive, ``axis``
+        out of range, bad ``reduction``.
+
+    References:
+      Hinton et al., Distilling the Knowledge in a Neural Network, 2015,
+      https://arxiv.org/abs/1503.02531
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import numpy as np
+      >>> import jaxloss
+      >>> student = jnp.array([[3.2, -1.5, 0.8], [0.4, 2.1, -0.1]])
+      >>> teacher = jnp.array([[2.0, 0.0, 1.0], [0.0, 3.0, 0.5]])
+      >>> loss = jaxloss.softmax_kl_divergence(student, teacher, temperature=2.0)
+      >>> print(np.asarray(loss).round(4))  # PyTorch's kl_div(log_target=True) * T**2
+      [0.4813 0.1163]
+    """
+    t = concrete_value(temperature)
+    if t is not None and not t > 0:
+        raise ValueError(f"`temperature` must be positive; got {t:g}.")
+    p = _dist_setup("logits", logits, target_logits, axis, reduction, 0.0, where)
+    teacher = as_float_array("target_logits", target_logits).astype(p.x.dtype)
+    if p.class_mask is not None:
+        teacher = fill_masked(teacher, p.class_mask, -jnp.inf)
+    elif p.example_mask is not None:
+        teacher = fill_masked(teacher, jnp.expand_dims(p.example_mask, p.axis), 0)
+    temp = hyper(temperature, p.x.dtype)
+
+    def tempered(z):
+        # (z - max z) / T, not z / T: exact differences at any magnitude (at
+        # 1e10 a float32 step is 1024, and z / T rounded twice would differ).
+        shifted = (z - jnp.expand_dims(row_max(z, p.axis)[0], p.axis)) / temp
+        return log_softmax(shifted, logsumexp(shifted, p.axis), p.axis)
+
+    log_p, log_q = tempered(p.x), tempered(teacher)
+    mass = present(teacher)  # the teacher's classes; 0 * log 0 = 0 elsewhere
+    log_q, log_p_safe = jnp.where(mass, log_q, 0), jnp.where(mass, log_p, 0)
+    terms = jnp.where(mass, jnp.exp(log_q) * (log_q - log_p_safe), 0)
+    loss = temp * temp * jnp.sum(terms, p.axis)
+    return reduce(loss, reduction, p.example_mask)

@@ -67,6 +67,16 @@ def _prior(c):
     return dict(log_prior=jnp.asarray(np.log(freq / freq.sum()), jnp.float32), tau=0.7)
 
 
+def _log_probs(r, s, d=np.float32):
+    x, y = softmax_inputs(r, s, d, integer=True)
+    return jax.nn.log_softmax(x.astype(jnp.float32)).astype(d), y
+
+
+def _two_logits(r, s, d=np.float32):
+    """A student's and a teacher's logits."""
+    return (jnp.asarray(r.normal(size=s) * 3, d), jnp.asarray(r.normal(size=s) * 2, d))
+
+
 def _on_probs(maker, **kw):
     return lambda r, s, d=np.float32: maker(r, s, d, probs=True, **kw)
 
@@ -129,6 +139,26 @@ REGISTRY = {
         jaxloss.softmax_focal_loss_with_integer_labels, "multiclass", _integer,
         lambda c: dict(gamma=0.5, alpha=_w(c)),
         ("logits", "alpha", "gamma"),
+    ),
+    "nll_loss": Loss(
+        jaxloss.nll_loss, "multiclass", _log_probs,
+        lambda c: dict(class_weight=_w(c)),
+        ("log_probs", "class_weight"),
+    ),
+    "poly_loss_cross_entropy": Loss(
+        jaxloss.poly_loss_cross_entropy, "multiclass", softmax_inputs,
+        lambda c: dict(epsilon=1.5, class_weight=_w(c), label_smoothing=0.1),
+        ("logits", "labels", "epsilon", "class_weight", "label_smoothing"),
+    ),
+    "poly_loss_cross_entropy_with_integer_labels": Loss(
+        jaxloss.poly_loss_cross_entropy_with_integer_labels, "multiclass", _integer,
+        lambda c: dict(epsilon=1.5, class_weight=_w(c), label_smoothing=0.1),
+        ("logits", "epsilon", "class_weight", "label_smoothing"),
+    ),
+    "softmax_kl_divergence": Loss(
+        jaxloss.softmax_kl_divergence, "multiclass", _two_logits,
+        lambda c: dict(temperature=1.7),
+        ("logits", "target_logits", "temperature"),
     ),
 }  # fmt: skip
 

@@ -745,6 +745,71 @@ def asl_timm():
     c.save()
 
 
+# --------------------------------------------------------------------------
+# PyTorch: NLLLoss and the distillation KL divergence.
+
+
+def nll_and_kl_torch():
+    """`F.nll_loss` with weight / ignore_index / K-dim / every reduction, and
+    `F.kl_div(log_softmax(s / T), log_softmax(t / T), log_target=True) * T**2`
+    with its gradients for the student's and the teacher's logits."""
+    global rng
+    rng = np.random.default_rng(20261206)  # its own seed: the same cases alone or in a full run
+    c = Cases("torch_nll_kl", "torch 2.13.0")
+    n, k = 6, 5
+    x = f32(rng.normal(size=(n, k)) * 2)
+    log_p = f32(torch.log_softmax(t64(x), -1).numpy())
+    y = rng.integers(0, k, size=n).astype(np.int32)
+    y_ignored = y.copy()
+    y_ignored[[1, 4]] = -100
+    weight = f32(rng.uniform(0.2, 2, size=(k,)))
+    for red in ("none", "mean", "sum"):
+        for w in (None, weight):
+            for labels, ignore in ((y, None), (y_ignored, -100)):
+
+                def nll(lp, labels=labels, w=w, red=red, ignore=ignore):
+                    wt = None if w is None else t64(w)
+                    idx = -100 if ignore is None else ignore
+                    return F.nll_loss(lp, torch.tensor(labels, dtype=torch.long), weight=wt,
+                                      ignore_index=idx, reduction=red)  # fmt: skip
+
+                v, g, cot = torch_value_grad(nll, log_p, red)
+                kw = {"reduction": red}
+                if w is not None:
+                    kw["class_weight"] = w
+                if ignore is not None:
+                    kw["ignore_index"] = ignore
+                c.add("nll_loss", [log_p, labels], v, g, cot, **kw)
+    # K-dim: (N, C, d) with the classes on axis 1.
+    xk = f32(rng.normal(size=(3, k, 4)))
+    lpk = f32(torch.log_softmax(t64(xk), 1).numpy())
+    yk = rng.integers(0, k, size=(3, 4)).astype(np.int32)
+    for red in ("none", "mean"):
+
+        def nll_k(lp, red=red):
+            labels = torch.tensor(yk, dtype=torch.long)
+            return F.nll_loss(lp, labels, weight=t64(weight), reduction=red)
+
+        v, g, cot = torch_value_grad(nll_k, lpk, red)
+        c.add("nll_loss", [lpk, yk], v, g, cot, axis=1, class_weight=weight, reduction=red)
+    # Distillation: gradients for the student (argument 0) and the teacher (1).
+    student = f32(rng.normal(size=(n, k)) * 3)
+    teacher = f32(rng.normal(size=(n, k)) * 2)
+    for temp in (1.0, 2.0, 4.0):
+        for red, torch_red in (("none", "none"), ("mean", "batchmean"), ("sum", "sum")):
+
+            def kl(s, t, temp=temp, torch_red=torch_red):
+                out = F.kl_div(F.log_softmax(s / temp, -1), F.log_softmax(t / temp, -1),
+                               log_target=True, reduction=torch_red)  # fmt: skip
+                return (out.sum(-1) if torch_red == "none" else out) * temp**2
+
+            for wrt in ("s", "t"):
+                v, g, cot = torch_grad_wrt(kl, {"s": student, "t": teacher}, wrt, red)
+                c.add("softmax_kl_divergence", [student, teacher], v, g, cot,
+                      wrt={"s": 0, "t": 1}[wrt], temperature=temp, reduction=red)  # fmt: skip
+    c.save()
+
+
 if __name__ == "__main__":
     torch.set_num_threads(2)
     binary_torch()
@@ -755,3 +820,4 @@ if __name__ == "__main__":
     linear_torch()
     target_grads_torch()  # these two reseed `rng`: last
     asl_timm()
+    nll_and_kl_torch()

@@ -52,7 +52,7 @@ def _point(name, where):
         for k, v in opts.items():
             if v.ndim:  # a 0 among the per-class values
                 opts[k] = v.at[0].set(0.0)
-            elif k != "alpha":
+            elif k not in ("alpha", "temperature"):  # a temperature of 0 is no boundary
                 opts[k] = jnp.zeros_like(v)
         if "alpha" in opts and opts["alpha"].ndim == 0:  # binary: 0 and 1 per class
             opts["alpha"] = jnp.asarray([0.0, 0.5, 1.0])
