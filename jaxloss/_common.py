@@ -433,10 +433,11 @@ def checked(fn: F, *, checkify: bool = False) -> F:
         raise TypeError(f"{fn!r} is not a jaxloss loss function.") from None
     signature = inspect.signature(fn)
     # The arguments whose entries `where` and `ignore_index` can exclude: the
-    # predictions, the labels and an elementwise weight; the fused loss'
+    # predictions, the labels (or a teacher's logits) and an elementwise
+    # weight; the fused loss'
     # kernel and per-class vectors (class weights, `pos_weight`, `alpha`)
     # are checked whole.
-    maskable = {next(iter(signature.parameters)), "labels", "weight"}
+    maskable = {next(iter(signature.parameters)), "labels", "target_logits", "weight"}
     functional = checkify
 
     @functools.wraps(fn)

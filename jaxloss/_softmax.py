@@ -796,8 +796,8 @@ def poly_loss_cross_entropy_with_integer_labels(
 ) -> jax.Array:
     """Poly-1 cross-entropy (Leng et al. 2022) with integer class labels.
 
-    `poly_loss_cross_entropy` on the one-hot (smoothed) target, without
-    building it:
+    `poly_loss_cross_entropy` on the one-hot (smoothed) target, which is
+    formed by a comparison inside the computation, never taken as an input:
 
         loss = CE(x, y) + epsilon * sum_c w[c] t'[c] (1 - p[c])
 

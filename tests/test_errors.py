@@ -241,6 +241,11 @@ MASKED_CASES = [
         (jnp.array([[0.5, 0.5, -3.0]]), jnp.array([[1.0, 0.0, 0.0]])),
         {"where": jnp.array([[True, True, False]])},
     ),
+    (  # distillation: a masked example's teacher logits
+        jaxloss.softmax_kl_divergence,
+        (jnp.zeros((2, 3)), jnp.zeros((2, 3)).at[1].set(jnp.nan)),
+        {"where": jnp.array([True, False])},
+    ),
     (  # the fused loss: masked tokens' features and labels
         jaxloss.linear_softmax_cross_entropy,
         (jnp.ones((2, 4)).at[1].set(jnp.nan), jnp.ones((4, 3)), jnp.array([0, 7])),
