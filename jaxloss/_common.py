@@ -266,7 +266,16 @@ def reduce(
 
 # What `checked` verifies for each kind of argument.
 UNIT = "unit"  # every value in [0, 1]
+LOG_UNIT = "log_unit"  # every value in [-inf, 0]: a log-probability
+SIGN = "sign"  # every value -1, 0 or 1: a binary label of the margin losses
 INDEX = "index"  # integer class index in [0, C) or `ignore_index`
+
+# The elementwise checks: what is wrong, and the message that says so.
+_ELEMENTWISE = {
+    UNIT: (lambda x: (x < 0) | (x > 1), "must lie in [0, 1]"),
+    LOG_UNIT: (lambda x: x > 0, "must be log-probabilities, <= 0"),
+    SIGN: (lambda x: (x != -1) & (x != 0) & (x != 1), "must be -1 or 1 (or 0 for -1)"),
+}
 
 
 def value_checks(
@@ -274,7 +283,7 @@ def value_checks(
 ) -> Callable[[F], F]:
     """Declare which runtime checks `checked` applies to a loss.
 
-    `spec` maps argument names to `UNIT` or `INDEX`; every floating argument
+    `spec` maps argument names to `UNIT`, `LOG_UNIT`, `SIGN` or `INDEX`; every floating argument
     is also checked for NaN. `num_classes(bound)` gives `C` for `INDEX`.
     """
 
@@ -305,8 +314,10 @@ _OTHER_NAMES = {
     ),
     "class_weight": (
         " The binary losses weight classes with `weight` of shape [C] (it broadcasts"
-        " over the trailing class axis)."
+        " over the trailing class axis); dice_loss and tversky_loss take optax's"
+        " `class_weights`."
     ),
+    "class_weights": " The multi-class losses take per-class weights as `class_weight`.",
     "ignore_index": " The binary losses mask entries with `where` instead.",
     "smoothing": " Label smoothing is `label_smoothing`.",
     "logits": " The first argument is positional.",
@@ -348,6 +359,8 @@ def _kept_entries(bound: inspect.BoundArguments, x: jax.Array) -> jax.Array | No
     args = bound.arguments
     multi_class = "axis" in args or "kernel" in args
     axis = args.get("axis", -1) if multi_class else None
+    if multi_class and not isinstance(axis, int):  # the overlap losses: `axis` is
+        axis = -1  # the summed axes, and the classes are last
     keep = None
     if args.get("where") is not None:
         keep = _align(jnp.asarray(args["where"]).astype(bool), x.shape, axis)
@@ -376,9 +389,10 @@ def checked(fn: F, *, checkify: bool = False) -> F:
     """Return `fn` with runtime value checks that raise a `ValueError`.
 
     Static checks (shapes, dtypes, `reduction`) always run. `checked` adds the
-    checks that need the values: labels outside [0, 1] for the binary family,
-    probabilities outside [0, 1], integer labels outside ``[0, C)`` that are
-    not ``ignore_index``, and NaN in any floating input. Entries that
+    checks that need the values: labels outside [0, 1] for the binary family
+    (other than -1, 0 and 1 for the margin losses), probabilities outside
+    [0, 1], log-probability targets above 0, integer labels outside
+    ``[0, C)`` that are not ``ignore_index``, and NaN in any floating input. Entries that
     ``where`` masks, and examples whose label is ``ignore_index``, are not
     checked: partially labelled data may hold anything there. The message
     names the argument, what was found, and what is allowed. The checks cost
@@ -437,7 +451,14 @@ def checked(fn: F, *, checkify: bool = False) -> F:
     # weight; the fused loss'
     # kernel and per-class vectors (class weights, `pos_weight`, `alpha`)
     # are checked whole.
-    maskable = {next(iter(signature.parameters)), "labels", "target_logits", "weight"}
+    maskable = {
+        next(iter(signature.parameters)),
+        "labels",
+        "targets",
+        "log_targets",
+        "target_logits",
+        "weight",
+    }
     functional = checkify
 
     @functools.wraps(fn)
@@ -456,8 +477,9 @@ def checked(fn: F, *, checkify: bool = False) -> F:
             kind = spec.get(name)
             if jnp.issubdtype(x.dtype, jnp.floating):
                 _check(jnp.isnan(x), f"`{name}` contains NaN", x, keep, functional)
-            if kind == UNIT:
-                _check((x < 0) | (x > 1), f"`{name}` must lie in [0, 1]", x, keep, functional)
+            if kind in _ELEMENTWISE:
+                bad, says = _ELEMENTWISE[kind]
+                _check(bad(x), f"`{name}` {says}", x, keep, functional)
             elif kind == INDEX:
                 c = num_classes(bound)
                 ignore = bound.arguments.get("ignore_index")

@@ -9,6 +9,7 @@ exist for that example: it leaves the softmax, and its terms leave every sum.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -16,6 +17,7 @@ import jax.numpy as jnp
 
 from ._common import (
     INDEX,
+    LOG_UNIT,
     UNIT,
     Reduction,
     as_float_array,
@@ -176,7 +178,7 @@ def _integer_setup(
 
 
 def _dist_setup(name, predictions, labels, axis, reduction, label_smoothing, where):
-    absent = -jnp.inf if name == "logits" else 0.0
+    absent = -jnp.inf if name in ("logits", "scores") else 0.0  # a class mask's fill
     x, axis, mask, class_mask = _prepare(
         name, predictions, axis, reduction, label_smoothing, where, absent, labels
     )
@@ -945,3 +947,159 @@ def softmax_kl_divergence(
     terms = jnp.where(mass, jnp.exp(log_q) * (log_q - log_p_safe), 0)
     loss = temp * temp * jnp.sum(terms, p.axis)
     return reduce(loss, reduction, p.example_mask)
+
+
+# --------------------------------------------------------------------------
+# KL divergence of given distributions.
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _xlogx(t: jax.Array, floor: float) -> jax.Array:
+    """`t log t`, 0 at `t = 0`, with derivative `log max(t, floor) + 1`.
+
+    The derivative at 0 is -inf; the floor keeps it finite and pointing
+    towards larger `t`, as the `1 / p` floor of the probability losses does.
+    """
+    pos = t > 0
+    return jnp.where(pos, t * jnp.log(jnp.where(pos, t, 1)), 0)
+
+
+@_xlogx.defjvp
+def _xlogx_jvp(floor, primals, tangents):
+    (t,), (dt,) = primals, tangents
+    return _xlogx(t, floor), (jnp.log(jnp.maximum(t, floor)) + 1) * dt
+
+
+def _kl_setup(log_predictions, targets, name, axis, reduction, where):
+    p = _dist_setup("log_predictions", log_predictions, targets, axis, reduction, 0.0, where)
+    t = as_float_array(name, targets).astype(p.x.dtype)
+    if p.example_mask is not None:  # masked examples: harmless targets, zero gradients
+        t = fill_masked(t, jnp.expand_dims(p.example_mask, p.axis), 0)
+    return p, t
+
+
+def _kl_finish(terms, p: Prepared, reduction):
+    if p.class_mask is not None:  # masked classes leave the sum
+        terms = jnp.where(p.class_mask, terms, 0)
+    return reduce(jnp.sum(terms, p.axis), reduction, p.example_mask)
+
+
+@value_checks({"targets": UNIT})
+def kl_divergence(
+    log_predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    axis: int = -1,
+    reduction: Reduction = "none",
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Kullback-Leibler divergence ``KL(targets || predictions)``.
+
+    The unreduced loss per example, with ``t`` the target distribution and
+    ``log p`` the predicted log-probabilities:
+
+        loss = sum_c t[c] * (log t[c] - log p[c])
+
+    ``optax.losses.kl_divergence`` (``reduction="none"``, with ``where`` as
+    a class mask), PyTorch's ``F.kl_div(log_p, t)`` summed over the class
+    axis (its ``reduction="batchmean"`` is ``"mean"`` here), and Keras'
+    ``kl_divergence(t, p)`` where Keras' clipping of ``p`` and ``t`` to
+    ``[1e-7, 1]`` does not bite. A target of 0 contributes 0, also where
+    ``log p`` is -inf; target mass where ``log p`` is -inf gives +inf.
+
+    Gradients: ``-t`` for ``log_predictions`` and ``log t + 1 - log p`` for
+    ``targets``. At ``t = 0`` that derivative is -inf; it is evaluated at
+    ``t = 1e-12`` instead (``4 / finfo.max`` for float16), finite and
+    pointing towards larger ``t``, where optax and PyTorch give NaN. Use
+    `kl_divergence_with_log_targets` for exact target gradients everywhere.
+
+    Shape:
+      - log_predictions, targets: ``[..., C, ...]`` with the classes on ``axis``.
+      - where: the per-example shape, or the inputs' shape for a class mask.
+      - output: the per-example shape for ``reduction="none"``, else a scalar.
+
+    Args:
+      log_predictions: predicted log-probabilities, floating dtype.
+      targets: target probabilities in [0, 1].
+      axis: the class axis.
+      reduction: ``"none"``, ``"mean"`` (over unmasked examples) or ``"sum"``.
+      where: per-example mask, or a class mask (masked terms leave the sum).
+
+    Returns:
+      The divergence, float32 for half-precision inputs.
+
+    Raises:
+      TypeError: non-floating ``log_predictions`` or ``targets``.
+      ValueError: shapes that differ, ``axis`` out of range, bad ``reduction``.
+
+    Examples:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import numpy as np
+      >>> import jaxloss
+      >>> log_p = jax.nn.log_softmax(jnp.array([[3.2, -1.5, 0.8], [0.4, 2.1, -0.1]]))
+      >>> t = jnp.array([[0.7, 0.0, 0.3], [0.2, 0.5, 0.3]])
+      >>> print(np.asarray(jaxloss.kl_divergence(log_p, t)).round(4))  # PyTorch's
+      [0.2043 0.2277]
+    """
+    p, t = _kl_setup(log_predictions, targets, "targets", axis, reduction, where)
+    floor = grad_floor(jnp.asarray(targets).dtype)
+    return _kl_finish(_xlogx(t, floor) - xmul(t, p.x), p, reduction)
+
+
+@value_checks({"log_targets": LOG_UNIT})
+def kl_divergence_with_log_targets(
+    log_predictions: ArrayLike,
+    log_targets: ArrayLike,
+    *,
+    axis: int = -1,
+    reduction: Reduction = "none",
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Kullback-Leibler divergence with the targets as log-probabilities.
+
+    The unreduced loss per example:
+
+        loss = sum_c exp(log_t[c]) * (log_t[c] - log_p[c])
+
+    ``optax.losses.kl_divergence_with_log_targets`` and PyTorch's
+    ``F.kl_div(log_p, log_t, log_target=True)`` summed over the class axis.
+    A target of -inf (probability 0) contributes 0 with zero gradients,
+    where optax and PyTorch give NaN; target mass where ``log p`` is -inf
+    gives +inf. The gradient with respect to ``log_t`` is
+    ``t * (log_t + 1 - log_p)``.
+
+    Shape:
+      - log_predictions, log_targets: ``[..., C, ...]``, classes on ``axis``.
+      - where: the per-example shape, or the inputs' shape for a class mask.
+      - output: the per-example shape for ``reduction="none"``, else a scalar.
+
+    Args:
+      log_predictions: predicted log-probabilities, floating dtype.
+      log_targets: target log-probabilities (``<= 0``; -inf allowed).
+      axis: the class axis.
+      reduction: ``"none"``, ``"mean"`` (over unmasked examples) or ``"sum"``.
+      where: per-example mask, or a class mask (masked terms leave the sum).
+
+    Returns:
+      The divergence, float32 for half-precision inputs.
+
+    Raises:
+      TypeError: non-floating ``log_predictions`` or ``log_targets``.
+      ValueError: shapes that differ, ``axis`` out of range, bad ``reduction``.
+
+    Examples:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import numpy as np
+      >>> import jaxloss
+      >>> log_p = jax.nn.log_softmax(jnp.array([[3.2, -1.5, 0.8], [0.4, 2.1, -0.1]]))
+      >>> log_t = jnp.log(jnp.array([[0.7, 0.0, 0.3], [0.2, 0.5, 0.3]]))
+      >>> print(np.asarray(jaxloss.kl_divergence_with_log_targets(log_p, log_t)).round(4))
+      [0.2043 0.2277]
+    """
+    p, log_t = _kl_setup(log_predictions, log_targets, "log_targets", axis, reduction, where)
+    mass = log_t > -jnp.inf
+    log_t = jnp.where(mass, log_t, 0)
+    terms = jnp.where(mass, xmul(jnp.exp(log_t), log_t - p.x), 0)
+    return _kl_finish(terms, p, reduction)

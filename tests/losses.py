@@ -77,6 +77,22 @@ def _two_logits(r, s, d=np.float32):
     return (jnp.asarray(r.normal(size=s) * 3, d), jnp.asarray(r.normal(size=s) * 2, d))
 
 
+def _kl(r, s, d=np.float32):
+    """Predicted log-probabilities and target probabilities."""
+    x, t = softmax_inputs(r, s, d)
+    return jax.nn.log_softmax(x.astype(jnp.float32)).astype(d), t
+
+
+def _kl_log(r, s, d=np.float32):
+    log_p, t = _kl(r, s, d)
+    return log_p, jnp.log(t)
+
+
+def _signs(r, s, d=np.float32):
+    """Scores and binary labels: -1 and 1, and 0 (read as -1)."""
+    return jnp.asarray(r.normal(size=s) * 3, d), jnp.asarray(r.choice([-1, 0, 1], size=s), d)
+
+
 def _on_probs(maker, **kw):
     return lambda r, s, d=np.float32: maker(r, s, d, probs=True, **kw)
 
@@ -160,11 +176,56 @@ REGISTRY = {
         lambda c: dict(temperature=1.7),
         ("logits", "target_logits", "temperature"),
     ),
+    "kl_divergence": Loss(
+        jaxloss.kl_divergence, "multiclass", _kl, lambda c: {},
+        ("log_predictions", "targets"),
+    ),
+    "kl_divergence_with_log_targets": Loss(
+        jaxloss.kl_divergence_with_log_targets, "multiclass", _kl_log, lambda c: {},
+        ("log_predictions", "log_targets"),
+    ),
+    "hinge_loss": Loss(
+        jaxloss.hinge_loss, "binary", _signs, lambda c: dict(weight=_w(c)),
+        ("scores", "weight"),
+    ),
+    "squared_hinge_loss": Loss(
+        jaxloss.squared_hinge_loss, "binary", _signs, lambda c: dict(weight=_w(c)),
+        ("scores", "weight"),
+    ),
+    "perceptron_loss": Loss(
+        jaxloss.perceptron_loss, "binary", _signs, lambda c: dict(weight=_w(c)),
+        ("scores", "weight"),
+    ),
+    "multiclass_hinge_loss": Loss(
+        jaxloss.multiclass_hinge_loss, "multiclass", _integer, lambda c: {}, ("scores",),
+    ),
+    "multiclass_perceptron_loss": Loss(
+        jaxloss.multiclass_perceptron_loss, "multiclass", _integer, lambda c: {}, ("scores",),
+    ),
+    "multi_margin_loss": Loss(
+        jaxloss.multi_margin_loss, "multiclass", _integer,
+        lambda c: dict(p=2, margin=0.7, class_weight=_w(c)),
+        ("scores", "margin", "class_weight"),
+    ),
+    "multiclass_sparsemax_loss": Loss(
+        jaxloss.multiclass_sparsemax_loss, "multiclass", _integer, lambda c: {}, ("scores",),
+    ),
+    "dice_loss": Loss(
+        jaxloss.dice_loss, "multiclass", softmax_inputs,
+        lambda c: dict(class_weights=_w(c), smooth=0.5, alpha=0.4, beta=0.6,
+                       ignore_background=True),
+        ("logits", "labels", "class_weights", "smooth", "alpha", "beta"),
+    ),
+    "tversky_loss": Loss(
+        jaxloss.tversky_loss, "multiclass", softmax_inputs,
+        lambda c: dict(class_weights=_w(c), smooth=0.5, alpha=0.3, beta=0.7),
+        ("logits", "labels", "class_weights", "smooth", "alpha", "beta"),
+    ),
 }  # fmt: skip
 
 # The views older tests use, all derived from the registry.
 LOSSES = {n: (loss.fn, loss.make) for n, loss in REGISTRY.items()}
-LOGIT_LOSSES = [n for n, loss in REGISTRY.items() if loss.first == "logits"]
+LOGIT_LOSSES = [n for n, loss in REGISTRY.items() if loss.first in ("logits", "scores")]
 BINARY = [n for n, loss in REGISTRY.items() if loss.family == "binary"]
 
 
@@ -195,7 +256,7 @@ def value_and_grad_of_sum(f):
 # Jitted versions for the tests: one compile per shape instead of one per
 # primitive (eager JAX compiles each op on first use: ~2 s per loss call).
 # Strings and ints are static; numeric hyperparameters are traced.
-STATIC = ("reduction", "axis", "ignore_index")
+STATIC = ("reduction", "axis", "ignore_index", "p", "apply_softmax", "ignore_background")
 
 
 def _jit(fn):

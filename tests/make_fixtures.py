@@ -4,7 +4,8 @@
     KERAS_BACKEND=jax python tests/make_fixtures.py
 
 Reference values come from PyTorch (float64 on the float32 inputs), Keras 3
-(JAX backend, float32), scikit-learn, kornia and optax, never from jaxloss.
+(JAX backend, float32), scikit-learn, kornia, optax, timm, entmax and MONAI,
+never from jaxloss.
 Each case records the jaxloss call that must reproduce it: function name,
 array arguments, keyword options, the expected value, and where the reference
 system gives one, the gradient with respect to the first argument (of
@@ -810,6 +811,218 @@ def nll_and_kl_torch():
     c.save()
 
 
+def more_losses():
+    """Issue 22's losses against their anchors: PyTorch (`kl_div`,
+    `multi_margin_loss`), Keras 3 (`kl_divergence`, `hinge`, `squared_hinge`,
+    `categorical_hinge`, `dice`, `tversky`), optax (float64: the hinge
+    family, sparsemax, KL, `dice_loss`), entmax (`SparsemaxLoss`) and MONAI
+    (`DiceLoss`, `TverskyLoss`), with gradients where the system gives them."""
+    import entmax
+    import jax
+    import keras
+    import monai
+    import optax
+
+    global rng
+    rng = np.random.default_rng(20261204)  # its own seed: the same cases alone or in a full run
+    n, k = 6, 5
+
+    # PyTorch.
+    c = Cases("torch_margin_kl", "torch 2.13.0")
+    log_p = f32(torch.log_softmax(t64(rng.normal(size=(n, k)) * 2), -1).numpy())
+    t_pos = f32(rng.dirichlet(np.ones(k), size=n))
+    t_zero = t_pos.copy()
+    t_zero[rng.uniform(size=(n, k)) < 0.3] = 0.0
+    t_zero /= t_zero.sum(-1, keepdims=True)
+    for red, torch_red in (("none", "none"), ("mean", "batchmean"), ("sum", "sum")):
+
+        def kl(lp, t, torch_red=torch_red, log_target=False):
+            out = F.kl_div(lp, t, reduction=torch_red, log_target=log_target)
+            return out.sum(-1) if torch_red == "none" else out
+
+        for targets, wrts in ((t_pos, ("lp", "t")), (t_zero, ("lp",))):  # PyTorch: NaN d/dt at 0
+            for wrt in wrts:
+                v, g, cot = torch_grad_wrt(kl, {"lp": log_p, "t": targets}, wrt, red)
+                c.add("kl_divergence", [log_p, targets], v, g, cot,
+                      wrt={"lp": 0, "t": 1}[wrt], reduction=red)  # fmt: skip
+        log_t = f32(np.log(t_pos))
+        for wrt in ("lp", "t"):
+            v, g, cot = torch_grad_wrt(
+                functools.partial(kl, log_target=True), {"lp": log_p, "t": log_t}, wrt, red
+            )
+            c.add("kl_divergence_with_log_targets", [log_p, log_t], v, g, cot,
+                  wrt={"lp": 0, "t": 1}[wrt], reduction=red)  # fmt: skip
+    s = f32(rng.normal(size=(n, k)) * 2)
+    y = rng.integers(0, k, size=n).astype(np.int32)
+    w = f32(rng.uniform(0.2, 2, size=k))
+    for red in ("none", "mean", "sum"):
+        for p in (1, 2):
+            for margin in (1.0, 0.5):
+                for weight in (None, w):
+
+                    def mm(x, p=p, margin=margin, weight=weight, red=red):
+                        wt = None if weight is None else t64(weight)
+                        return F.multi_margin_loss(x, torch.tensor(y, dtype=torch.long), p=p,
+                                                   margin=margin, weight=wt, reduction=red)  # fmt: skip
+
+                    v, g, cot = torch_value_grad(mm, s, red)
+                    kw = dict(p=p, margin=margin, reduction=red)
+                    if weight is not None:
+                        kw["class_weight"] = weight
+                    c.add("multi_margin_loss", [s, y], v, g, cot, **kw)
+    c.save()
+
+    # Keras 3 on JAX (float32; its clipping and epsilon do not bite here).
+    c = Cases("keras_more", f"keras {keras.__version__}")
+    kl_ = keras.losses
+    cot = f32(rng.normal(size=n))
+
+    def keras_grad(fn, args, wrt):
+        return np.asarray(jax.grad(lambda a: (fn(*[a if i == wrt else x for i, x in
+                                                   enumerate(args)]) * cot).sum())(args[wrt]))  # fmt: skip
+
+    p = f32(np.exp(log_p))
+    v = np.asarray(kl_.kl_divergence(t_pos, p))
+    g = keras_grad(lambda t, p: kl_.kl_divergence(t, p), [t_pos, p], 0)  # d/d targets
+    c.add("kl_divergence", [np.log(p), t_pos], v, g, cot, wrt=1)
+    scores = f32(rng.normal(size=(n, 1)) * 2)
+    for labels in (f32(rng.choice([-1.0, 1.0], size=(n, 1))), f32(rng.integers(0, 2, (n, 1)))):
+        for name, fn in (("hinge_loss", kl_.hinge), ("squared_hinge_loss", kl_.squared_hinge)):
+            v = np.asarray(fn(labels, scores))
+            g = keras_grad(lambda y, x, fn=fn: fn(y, x), [labels, scores], 1)
+            c.add(name, [scores, labels], v[:, None], g, cot[:, None])
+    # categorical_hinge: rows where a wrong class scores above 0 (elsewhere
+    # Keras' runner-up is floored at 0; see multiclass_hinge_loss).
+    sc = f32(rng.normal(size=(n, k)) * 2)
+    sc[:, 0] = np.abs(sc[:, 0]) + 0.5
+    onehot = np.eye(k, dtype=np.float32)[rng.integers(1, k, size=n)]
+    v = np.asarray(kl_.categorical_hinge(onehot, sc))
+    g = keras_grad(lambda t, x: kl_.categorical_hinge(t, x), [onehot, sc], 1)
+    c.add("multiclass_hinge_loss", [sc, onehot], v, g, cot)
+    probs = f32(rng.uniform(0.02, 0.98, size=(n, 4, 3)))
+    mask = f32(rng.integers(0, 2, size=(n, 4, 3)))
+    v = np.asarray(kl_.dice(mask, probs, axis=(1, 2)))
+    g = keras_grad(lambda t, q: kl_.dice(t, q, axis=(1, 2)), [mask, probs], 1)
+    one = (probs[..., None], mask[..., None])  # one channel, then [n, 4, 3] is not 3 classes
+    c.add("dice_loss", one, v, g[..., None], cot, apply_softmax=False, smooth=0.0)
+    for a, b in ((0.5, 0.5), (0.3, 0.7), (0.8, 0.2)):  # Keras' alpha weighs false negatives
+        v = np.asarray(kl_.tversky(mask, probs, alpha=a, beta=b, axis=(1, 2)))
+        g = keras_grad(
+            lambda t, q, a=a, b=b: kl_.tversky(t, q, alpha=a, beta=b, axis=(1, 2)), [mask, probs], 1
+        )
+        c.add("tversky_loss", one, v, g[..., None], cot, apply_softmax=False, smooth=0.0,
+              alpha=b, beta=a)  # fmt: skip
+    c.save()
+
+    # optax, in float64.
+    c = Cases("optax_more", f"optax {optax.__version__}")
+    ol = optax.losses
+    with jax.enable_x64(True):
+
+        def optax_case(name, fn, args, jl_args=None, wrt=0, **kw):
+            a64 = [np.asarray(a, np.float64) if np.asarray(a).dtype.kind == "f" else a
+                   for a in args]  # fmt: skip
+            out = fn(*a64)
+            cot = f32(rng.normal(size=np.shape(out)))
+
+            def total(z):
+                b = list(a64)
+                b[wrt] = z
+                return (fn(*b) * cot).sum()
+
+            g = np.asarray(jax.grad(total)(a64[wrt]))
+            c.add(name, jl_args or args, np.asarray(out), g, cot, wrt=wrt, **kw)
+
+        sb = f32(rng.normal(size=(n, k)) * 2)
+        pm = f32(rng.choice([-1.0, 1.0], size=(n, k)))
+        optax_case("hinge_loss", ol.hinge_loss, [sb, pm])
+        optax_case("perceptron_loss", ol.perceptron_loss, [sb, pm])
+        optax_case("hinge_loss", ol.hinge_loss, [sb, pm], [sb, (pm + 1) / 2])  # {0, 1} labels
+        yi = rng.integers(0, k, size=n).astype(np.int32)
+        for name in ("multiclass_hinge_loss", "multiclass_perceptron_loss",
+                     "multiclass_sparsemax_loss"):  # fmt: skip
+            optax_case(name, getattr(ol, name), [sb, yi])
+        for scale in (0.3, 3.0):  # sparse and dense supports
+            optax_case("multiclass_sparsemax_loss", ol.multiclass_sparsemax_loss, [sb * scale, yi])
+        onehot = np.eye(k, dtype=np.float32)[yi]
+        optax_case("multiclass_hinge_loss", lambda x, t: ol.multiclass_hinge_loss(
+            x, jnp_argmax(t)), [sb, onehot])  # fmt: skip
+        for wrt in (0, 1):
+            optax_case("kl_divergence", ol.kl_divergence, [log_p, t_pos], wrt=wrt)
+            optax_case("kl_divergence_with_log_targets", ol.kl_divergence_with_log_targets,
+                       [log_p, np.log(t_pos)], wrt=wrt)  # fmt: skip
+        optax_case("kl_divergence", ol.kl_divergence, [log_p, t_zero])
+        xs = f32(rng.normal(size=(3, 4, 5, k)) * 2)
+        ts = np.eye(k, dtype=np.float32)[rng.integers(0, k, size=(3, 4, 5))]
+        cw = f32(rng.uniform(0.2, 2, size=k))
+        options = [
+            {}, dict(smooth=0.1), dict(alpha=0.2, beta=0.8), dict(class_weights=cw),
+            dict(ignore_background=True), dict(axis=(1,)),
+            dict(class_weights=cw, smooth=0.0, alpha=0.7, beta=0.3, ignore_background=True),
+        ]  # fmt: skip
+        for kw in options:
+            for wrt in (0, 1):
+                kw64 = {k_: (np.asarray(v, np.float64) if isinstance(v, np.ndarray) else v)
+                        for k_, v in kw.items()}  # fmt: skip
+                optax_case("dice_loss", functools.partial(ol.dice_loss, **kw64), [xs, ts],
+                           wrt=wrt, **kw)  # fmt: skip
+        xb, tb = xs[..., 0], ts[..., 0]  # one channel: a sigmoid
+        optax_case("dice_loss", ol.dice_loss, [xb, tb])
+        pr = f32(np.exp(xs) / np.exp(xs).sum(-1, keepdims=True))
+        optax_case("dice_loss", functools.partial(ol.dice_loss, apply_softmax=False), [pr, ts],
+                   apply_softmax=False)  # fmt: skip
+    c.save()
+
+    # entmax and MONAI (PyTorch, float64).
+    c = Cases("entmax_monai", f"entmax 1.3 / monai {monai.__version__}")
+    for scale in (0.3, 1.0, 3.0):
+        x = f32(rng.normal(size=(n, k)) * 2 * scale)
+        for red, ered in (("none", "none"), ("mean", "elementwise_mean"), ("sum", "sum")):
+
+            def sp(x, ered=ered):
+                return entmax.SparsemaxLoss(reduction=ered)(x, torch.tensor(yi, dtype=torch.long))
+
+            v, g, cot = torch_value_grad(sp, x, red)
+            c.add("multiclass_sparsemax_loss", [x, yi], v, g, cot, reduction=red)
+    xs_cf = np.moveaxis(xs, -1, 1)  # MONAI: classes on axis 1
+    ts_cf = np.moveaxis(ts, -1, 1)
+    for s_ in (1e-5, 0.5):
+        for bg in (True, False):
+            for weight in (None, cw):
+
+                def dice(x, s_=s_, bg=bg, weight=weight):
+                    f = monai.losses.DiceLoss(softmax=True, include_background=bg,
+                                              smooth_nr=2 * s_, smooth_dr=2 * s_,
+                                              weight=None if weight is None else
+                                              t64(weight if bg else weight[1:]),
+                                              reduction="none")  # fmt: skip
+                    return f(x, t64(ts_cf)).reshape(len(x), -1).mean(1)  # mean over classes
+
+                v, g, cot = torch_value_grad(dice, xs_cf, "none")
+                kw = dict(smooth=s_, ignore_background=not bg)
+                if weight is not None:
+                    kw["class_weights"] = weight
+                c.add("dice_loss", [xs, ts], v, np.moveaxis(g, 1, -1), cot, **kw)
+            for a, b in ((0.3, 0.7), (0.8, 0.2)):
+
+                def tv(x, s_=s_, bg=bg, a=a, b=b):
+                    f = monai.losses.TverskyLoss(softmax=True, include_background=bg, alpha=a,
+                                                 beta=b, smooth_nr=s_, smooth_dr=s_,
+                                                 reduction="none")  # fmt: skip
+                    return f(x, t64(ts_cf)).reshape(len(x), -1).mean(1)
+
+                v, g, cot = torch_value_grad(tv, xs_cf, "none")
+                c.add("tversky_loss", [xs, ts], v, np.moveaxis(g, 1, -1), cot, smooth=s_,
+                      alpha=a, beta=b, ignore_background=not bg)  # fmt: skip
+    c.save()
+
+
+def jnp_argmax(t):
+    import jax.numpy as jnp
+
+    return jnp.argmax(t, -1)
+
+
 if __name__ == "__main__":
     torch.set_num_threads(2)
     binary_torch()
@@ -821,3 +1034,4 @@ if __name__ == "__main__":
     target_grads_torch()  # these two reseed `rng`: last
     asl_timm()
     nll_and_kl_torch()
+    more_losses()

@@ -1,7 +1,7 @@
 """Replay every golden case produced by the real systems (tests/make_fixtures.py).
 
-PyTorch (float64 on float32 inputs), Keras 3, scikit-learn, kornia and optax
-gave these values; jaxloss must give them in float32 to rtol 1e-5, and the
+PyTorch (float64 on float32 inputs), Keras 3, scikit-learn, kornia, optax,
+timm, entmax and MONAI gave these values; jaxloss must give them in float32 to rtol 1e-5, and the
 same gradients (of sum(loss * cotangent) for reduction="none").
 """
 
@@ -72,8 +72,8 @@ def _run(case, arrays):
             dynamic[k] = jnp.asarray(arrays[v[1:]])
         elif isinstance(v, float):
             dynamic[k] = jnp.float32(v)
-        else:
-            static.append((k, v))
+        else:  # JSON keeps a tuple (dice_loss' `axis`) as a list
+            static.append((k, tuple(v) if isinstance(v, list) else v))
     i = case["args"][0].split("/")[0]
     cot = jnp.asarray(arrays.get(f"{i}/cot", np.ones((), np.float32)))
     return _value_and_vjp(

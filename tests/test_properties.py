@@ -42,12 +42,32 @@ _GRADS = {
 }
 
 
+# Losses that square the scores (squared hinge; multi-margin with p = 2): at
+# |s| = 1e30 the true value, about 1e60, is beyond float32. Up to 1e15 they
+# stay finite.
+SQUARED = ("squared_hinge_loss", "multi_margin_loss")
+
+
 @given(x=finite_logits, seed=st.integers(0, 3))
 def test_finite_loss_and_gradient_for_any_finite_logits(x, seed):
     # Every option on, z-loss traced at 0 (a non-zero z-loss at |lse| = 1e30 is
     # beyond float32 in value: a documented exception). This found 0 * inf.
     for name, f in _GRADS.items():
-        value, grad = f(jnp.asarray(x), _labels(name, seed))
+        if name not in SQUARED:
+            value, grad = f(jnp.asarray(x), _labels(name, seed))
+            chex.assert_tree_all_finite((value, grad))
+
+
+SQUARED_BIG = float(np.float32(1e15))
+
+
+@given(
+    x=arrays(np.float32, SHAPE, elements=st.floats(-SQUARED_BIG, SQUARED_BIG, width=32)),
+    seed=st.integers(0, 3),
+)
+def test_finite_squared_losses_for_scores_up_to_1e15(x, seed):
+    for name in SQUARED:
+        value, grad = _GRADS[name](jnp.asarray(x), _labels(name, seed))
         chex.assert_tree_all_finite((value, grad))
 
 
