@@ -16,6 +16,8 @@ from ._margin import perceptron_loss as perceptron_loss
 from ._margin import squared_hinge_loss as squared_hinge_loss
 from ._overlap import dice_loss as dice_loss
 from ._overlap import tversky_loss as tversky_loss
+from ._pairwise import sigmoid_pairwise_loss as sigmoid_pairwise_loss
+from ._pairwise import softmax_pairwise_loss as softmax_pairwise_loss
 from ._priors import class_weights_from_counts as class_weights_from_counts
 from ._priors import pos_weight_from_counts as pos_weight_from_counts
 from ._softmax import categorical_cross_entropy as categorical_cross_entropy
@@ -61,11 +63,13 @@ __all__ = [
     "pos_weight_from_counts",
     "sigmoid_binary_cross_entropy",
     "sigmoid_focal_loss",
+    "sigmoid_pairwise_loss",
     "softmax_cross_entropy",
     "softmax_cross_entropy_with_integer_labels",
     "softmax_focal_loss",
     "softmax_focal_loss_with_integer_labels",
     "softmax_kl_divergence",
+    "softmax_pairwise_loss",
     "squared_hinge_loss",
     "tversky_loss",
 ]
