@@ -41,13 +41,14 @@ from ._common import (
     safe_div,
     value_checks,
 )
-from ._linear import _cast_grads, _chunks, _unchunk
+from ._linear import _cast_grads
 
 ArrayLike = jax.typing.ArrayLike
 
-# Rows of `x` per chunk by default: a block of 2**22 logits (16 MiB in
-# float32) against the `y` rows a device holds, at least 64 rows.
-_BLOCK_LOGITS = 2**22
+# Rows of `x` per chunk by default: a block of 2**21 logits (8 MiB in
+# float32) against the `y` rows a device holds, at least 64 rows. A block
+# and its gradient are live at once, beside the `[M, D]` gradient of `y`.
+_BLOCK_LOGITS = 2**21
 _MIN_CHUNK = 64
 
 
@@ -99,19 +100,22 @@ def _vary(cfg, tree):
         return tree
     cast, pvary = getattr(jax.lax, "pcast", None), getattr(jax.lax, "pvary", None)
 
+    axes = cfg.axis_name if isinstance(cfg.axis_name, tuple) else (cfg.axis_name,)
+
     def varying_axes(a):
         aval = jax.typeof(a)
         if hasattr(aval, "vma"):  # JAX 0.6 to 0.8
             return aval.vma
         manual = getattr(aval, "manual_axis_type", None)  # later versions
-        return (cfg.axis_name,) if manual is None else manual.varying
+        return axes if manual is None else manual.varying
 
     def vary(a):
-        if cfg.axis_name in varying_axes(a):
+        missing = tuple(ax for ax in axes if ax not in varying_axes(a))
+        if not missing:
             return a  # already varying, or no replication typing to satisfy
         if cast is not None:
-            return cast(a, (cfg.axis_name,), to="varying")
-        return pvary(a, cfg.axis_name)
+            return cast(a, missing, to="varying")
+        return pvary(a, missing)
 
     return jax.tree.map(vary, tree)
 
@@ -133,12 +137,12 @@ def _ring(cfg, step, local, travel):
 
 
 def _scan_rows(cfg, chunk_fn, travel, rows):
-    """`chunk_fn(travel, chunk) -> (travel, out)` over the chunks of the local
-    rows (strided, so that rows sharded by GSPMD stay on their devices);
-    returns the final `travel` and the outputs per row."""
-    chunks = jax.tree.map(lambda a: _chunks(a, cfg.chunk), rows)
+    """`chunk_fn(travel, chunk) -> (travel, out)` over contiguous chunks of
+    the local rows (a reshape, no copy); returns the final `travel` and the
+    outputs per row."""
+    chunks = jax.tree.map(lambda a: a.reshape(-1, cfg.chunk, *a.shape[1:]), rows)
     travel, out = jax.lax.scan(chunk_fn, travel, chunks)
-    return travel, jax.tree.map(_unchunk, out)
+    return travel, jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), out)
 
 
 # --------------------------------------------------------------------------
@@ -500,8 +504,8 @@ def sigmoid_pairwise_loss(
       where: rows of ``x`` to keep (padding): a dropped row gives 0 and,
         when ``y`` has the same rows, drops ``y``'s row too.
       y_where: rows of ``y`` to keep, if they differ from ``where``.
-      chunk_size: rows of ``x`` per block. None picks ``2**22 // M`` rows
-        (a 16 MiB float32 block), at least 64.
+      chunk_size: rows of ``x`` per block. None picks ``2**21 // M`` rows
+        (an 8 MiB float32 block), at least 64.
       axis_name: the mesh axis the batch is split over, inside
         ``shard_map``; None on one device (or under automatic sharding).
 

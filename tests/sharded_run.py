@@ -146,6 +146,70 @@ def collective_counts():
     return out
 
 
+# The pairwise losses: the ring inside shard_map (x, y, labels and masks
+# split over the batch) against the same loss on one device.
+PB, PD = 64, 8
+PAIRWISE = {
+    "sigmoid_pairwise_loss": dict(bias=-2.0, pos_weight=1.5, gamma=0.5),
+    "softmax_pairwise_loss": dict(label_smoothing=0.1),
+}
+PAIR_AXES = {(8, 1): "data", (2, 4): ("data", "model")}
+
+
+def pairwise_cases(results, report):
+    r = np.random.default_rng(3)
+    x = jnp.asarray(r.normal(size=(PB, PD)), jnp.float32)
+    y = jnp.asarray(r.normal(size=(PB, PD)), jnp.float32)
+    keep = jnp.asarray(r.uniform(size=PB) > 0.2)
+    labels = jnp.asarray(r.integers(0, 6, size=PB), jnp.int32)  # several positives per row
+    cot = jnp.linspace(0.5, 1.5, PB)
+    for name, opts in PAIRWISE.items():
+        fn = getattr(jaxloss, name)
+        extra = {"labels": labels} if name.startswith("sigmoid") else {}
+        for reduction in ("mean", "none"):
+
+            def total(out, c, reduction=reduction):
+                return out if reduction != "none" else jnp.sum(out * c)
+
+            def plain(x, y, t, fn=fn, opts=opts, extra=extra, total=total, reduction=reduction):
+                out = fn(x, y, temperature=t, reduction=reduction, where=keep, chunk_size=3,
+                         **extra, **opts)  # fmt: skip
+                return total(out, cot)
+
+            want = jax.jit(jax.value_and_grad(plain, argnums=(0, 1, 2)))(x, y, 3.0)
+            for shape, axis in PAIR_AXES.items():
+                mesh = Mesh(np.array(jax.devices()).reshape(shape), ("data", "model"))
+                row = P(axis)
+
+                def local(x, y, t, k, c, lab, fn=fn, opts=opts, axis=axis, total=total,
+                          reduction=reduction, name=name):  # fmt: skip
+                    extra = {"labels": lab} if name.startswith("sigmoid") else {}
+                    out = fn(x, y, temperature=t, reduction=reduction, where=k, chunk_size=3,
+                             axis_name=axis, **extra, **opts)  # fmt: skip
+                    return out if reduction != "none" else jax.lax.psum(total(out, c), axis)
+
+                ring = jax.shard_map(local, mesh=mesh, in_specs=(row, row, P(), row, row, row),
+                                     out_specs=P())  # fmt: skip
+
+                def sharded(x, y, t, ring=ring):
+                    return ring(x, y, t, keep, cot, labels)
+
+                compiled = jax.jit(jax.value_and_grad(sharded, argnums=(0, 1, 2)))
+                compiled = compiled.lower(x, y, 3.0).compile()
+                got = compiled(x, y, 3.0)
+                key = f"{name}/{reduction}/{shape[0]}x{shape[1]}"
+                for i, (a, b) in enumerate(
+                    zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True)
+                ):
+                    results[f"{key}/{i}/sharded"] = np.asarray(a)
+                    results[f"{key}/{i}/plain"] = np.asarray(b)
+                hlo = compiled.as_text()
+                report[key] = {
+                    "gathers": gathered_shapes(hlo),
+                    "permutes": len(re.findall(r"collective-permute(?:-start)?\(", hlo)),
+                }
+
+
 def main(out_path):
     assert jax.device_count() == 8, "set XLA_FLAGS before importing JAX"
     results, report = {}, {}
@@ -170,6 +234,7 @@ def main(out_path):
                     results[f"{key}/{i}/plain"] = np.asarray(b)
                 report[key] = {"gathers": gathered_shapes(compiled.as_text())}
     report.update(collective_counts())
+    pairwise_cases(results, report)
     # A control that does gather the logits, so the HLO check can be seen to fail.
     mesh = Mesh(np.array(jax.devices()).reshape(2, 4), ("data", "model"))
     placed = jax.device_put(CASES["softmax_cross_entropy"][1][0], NamedSharding(mesh, BOTH))

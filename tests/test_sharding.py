@@ -93,3 +93,26 @@ def test_no_more_collectives_than_optax(run, loss):
     counts = report[f"collectives/{loss}"]
     assert counts["optax"] > 0  # the count sees the collectives
     assert counts["jaxloss"] <= counts["optax"], counts
+
+
+PAIRWISE = ["sigmoid_pairwise_loss", "softmax_pairwise_loss"]
+
+
+@pytest.mark.parametrize("mesh", ["8x1", "2x4"])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+@pytest.mark.parametrize("loss", PAIRWISE)
+def test_pairwise_ring_equals_one_device(run, loss, reduction, mesh):
+    """Value and gradients for x, y and the temperature, with a padding mask
+    (and, for the sigmoid, labels with several positives per row), bias,
+    pos_weight, focal gamma and label smoothing on."""
+    report, arrays = run
+    key = f"{loss}/{reduction}/{mesh}"
+    outputs = sorted({k.rsplit("/", 1)[0] for k in arrays if k.startswith(key + "/")})
+    assert len(outputs) == 4  # the value and three gradients
+    for k in outputs:
+        chex.assert_trees_all_close(
+            arrays[k + "/sharded"], arrays[k + "/plain"], rtol=2e-5, atol=1e-6
+        )
+    # The embeddings are never gathered; the blocks of y move by collective-permute.
+    assert report[key]["gathers"] == []
+    assert report[key]["permutes"] > 0
