@@ -297,6 +297,8 @@ def _softmax_losses(cfg, hp, stats, count, keep):
 
 def _pass(cfg, kind, x, y, hp, ct, grads):
     """Per-row losses and, if `grads`, `(dx, dy, dhp)` for cotangents `ct`."""
+    # Inside shard_map everything the ring carries holds per-device values.
+    x, y, ct = _vary(cfg, (x, y, ct))
     if kind == "sigmoid":
         loss, dx, dy, dhp = _sigmoid_pass(cfg, x, y, hp, ct, grads)
         return loss, ((dx, dy, dhp) if grads else None)
@@ -431,7 +433,8 @@ def _run(kind, cfg_kw, hp, sides, reduction, chunk_size, axis_name):
         if axis_name is not None:
             count = jax.lax.psum(count, axis_name)
         share = safe_div(share, count)
-    total = _weighted_sum(cfg, kind, xe, ye, hp, ids, jnp.pad(share, (0, pad)))
+    share = _vary(cfg, jnp.pad(share, (0, pad)))  # its cotangent is per device
+    total = _weighted_sum(cfg, kind, xe, ye, hp, ids, share)
     return total if axis_name is None else jax.lax.psum(total, axis_name)
 
 

@@ -281,3 +281,23 @@ FUSED = Loss(
     lambda c: dict(bias=_w(c) - 1, label_smoothing=0.1, z_loss=1e-3),
     ("inputs", "kernel", "bias", "label_smoothing", "z_loss"),
 )  # fmt: skip
+
+
+def _embeddings(rng, shape, dtype=np.float32):
+    """Two batches of embeddings, `shape` = (B, D)."""
+    return (jnp.asarray(rng.normal(size=shape), dtype), jnp.asarray(rng.normal(size=shape), dtype))
+
+
+# The pairwise losses: two embedding batches, reverse mode only (custom VJP).
+PAIRWISE = {
+    "sigmoid_pairwise_loss": Loss(
+        jaxloss.sigmoid_pairwise_loss, "pairwise", _embeddings,
+        lambda c: dict(temperature=3.0, bias=-1.0, pos_weight=1.5, gamma=0.5),
+        ("x", "y", "temperature", "bias", "pos_weight", "gamma"),
+    ),
+    "softmax_pairwise_loss": Loss(
+        jaxloss.softmax_pairwise_loss, "pairwise", _embeddings,
+        lambda c: dict(temperature=3.0, label_smoothing=0.1),
+        ("x", "y", "temperature", "label_smoothing"),
+    ),
+}  # fmt: skip

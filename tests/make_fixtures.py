@@ -1,11 +1,12 @@
 """Generate the golden fixtures in tests/data from the real systems.
 
-    pip install -e ".[fixtures]"
+    pip install "torch==2.13.0+cpu" && pip install -e ".[fixtures]"
+    pip install --no-deps timm open-clip-torch   # their losses need only torch
     KERAS_BACKEND=jax python tests/make_fixtures.py
 
 Reference values come from PyTorch (float64 on the float32 inputs), Keras 3
-(JAX backend, float32), scikit-learn, kornia, optax, timm, entmax and MONAI,
-never from jaxloss.
+(JAX backend, float32), scikit-learn, kornia, optax, timm, entmax, MONAI and
+open_clip, never from jaxloss.
 Each case records the jaxloss call that must reproduce it: function name,
 array arguments, keyword options, the expected value, and where the reference
 system gives one, the gradient with respect to the first argument (of
@@ -1017,6 +1018,52 @@ def more_losses():
     c.save()
 
 
+def pairwise_open_clip():
+    """open_clip's `SigLipLoss` and `ClipLoss` (one process, float64): values
+    and the gradients for both embeddings, the logit scale and the bias.
+    Its loss module needs only torch: loaded from its file, so that
+    open-clip-torch can be installed without torchvision (`--no-deps`)."""
+    import importlib.metadata
+    import importlib.util
+
+    global rng
+    rng = np.random.default_rng(20261205)  # its own seed
+    spec = importlib.util.find_spec("open_clip")
+    path = pathlib.Path(spec.origin).parent / "loss.py"
+    loss_spec = importlib.util.spec_from_file_location("open_clip_loss", path)
+    oc = importlib.util.module_from_spec(loss_spec)
+    loss_spec.loader.exec_module(oc)
+    oc_version = importlib.metadata.version("open_clip_torch")
+
+    c = Cases("open_clip_pairwise", f"open_clip {oc_version}")
+    b, d = 8, 5
+
+    def unit(*shape):
+        v = rng.normal(size=shape)
+        return f32(v / np.linalg.norm(v, axis=-1, keepdims=True))
+
+    x, y = unit(b, d), unit(b, d)
+    for scale, bias in ((1.0, 0.0), (10.0, -10.0), (4.0, -2.0)):
+        tensors = {"x": x, "y": y, "t": f32(scale), "b": f32(bias)}
+
+        def siglip(x, y, t, b):
+            return oc.SigLipLoss()(x, y, t, b)
+
+        for wrt, name in (("x", 0), ("y", 1), ("t", "temperature"), ("b", "bias")):
+            v, g, _ = torch_grad_wrt(siglip, tensors, wrt, "mean")
+            c.add("sigmoid_pairwise_loss", [x, y], v, g, wrt=name, temperature=scale,
+                  bias=bias, reduction="mean")  # fmt: skip
+
+        def clip(x, y, t, b):
+            return oc.ClipLoss()(x, y, t)
+
+        for wrt, name in (("x", 0), ("y", 1), ("t", "temperature")):
+            v, g, _ = torch_grad_wrt(clip, tensors, wrt, "mean")
+            c.add("softmax_pairwise_loss", [x, y], v, g, wrt=name, temperature=scale,
+                  reduction="mean")  # fmt: skip
+    c.save()
+
+
 def jnp_argmax(t):
     import jax.numpy as jnp
 
@@ -1035,3 +1082,4 @@ if __name__ == "__main__":
     asl_timm()
     nll_and_kl_torch()
     more_losses()
+    pairwise_open_clip()

@@ -72,3 +72,16 @@ def test_sharded_training():
     out = run("sharded_training.py", "--quick")
     assert "| all-gathers with the vocabulary axis | 0 |" in out
     assert "| output kernel sharding | P(None, 'model') |" in out
+
+
+def test_contrastive():
+    """SigLIP and CLIP losses on an 8-device ring; the script itself asserts
+    no all-gather of an embedding batch and sharded loss == one-device loss."""
+    out = run("contrastive.py", "--quick")
+    assert "| all-gathers of an embedding batch | 0 | 0 |" in out
+    rows = {c[0]: c[1:] for c in ([s.strip() for s in line.strip("|").split("|")]
+                                  for line in out.splitlines()) if len(c) == 4}  # fmt: skip
+    untrained = float(rows["untrained encoders"][1])
+    for name in ("SigLIP (sigmoid_pairwise_loss)", "CLIP (softmax_pairwise_loss)"):
+        assert float(rows[name][1]) > untrained + 0.1  # top-5: learned something
+    assert (EXAMPLES / "out" / "contrastive.png").stat().st_size > 10_000

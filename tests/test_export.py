@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 from jax import export
 
-from tests.losses import FUSED, REGISTRY
+from tests.losses import FUSED, PAIRWISE, REGISTRY
 
 PACKAGE = pathlib.Path(__file__).parent.parent / "jaxloss"
-CASES = {**REGISTRY, "linear_softmax_cross_entropy": FUSED}
+CASES = {**REGISTRY, "linear_softmax_cross_entropy": FUSED, **PAIRWISE}
 CASE_OP = re.compile(r'^\s*(%[\w#.]+)(?::\d+)? = "stablehlo\.case"\((%[\w#.]+)\)')
 
 
