@@ -109,9 +109,9 @@ def test_pairwise_ring_equals_one_device(run, loss, reduction, mesh):
     key = f"{loss}/{reduction}/{mesh}"
     outputs = sorted({k.rsplit("/", 1)[0] for k in arrays if k.startswith(key + "/")})
     assert len(outputs) == 4  # the value and three gradients
-    for k in outputs:
+    for k in outputs:  # float32 sums of terms up to about 10 in another order
         chex.assert_trees_all_close(
-            arrays[k + "/sharded"], arrays[k + "/plain"], rtol=2e-5, atol=1e-6
+            arrays[k + "/sharded"], arrays[k + "/plain"], rtol=2e-5, atol=1e-5
         )
     # The embeddings are never gathered; the blocks of y move by collective-permute.
     assert report[key]["gathers"] == []
