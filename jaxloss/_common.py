@@ -82,6 +82,23 @@ def check_non_negative(name: str, value: Any) -> None:
         raise ValueError(f"`{name}` must be non-negative; got {v:g}.")
 
 
+def mean_normalizer(normalizer: Any, reduction: str, dtype: Any) -> jax.Array | None:
+    """A given normalizer for `"mean"` (the sum is divided by it), as a scalar
+    of `dtype`; None if not given. The one rule for every loss that takes one:
+    with micro-batches of one global batch, each passing the global count,
+    the accumulated losses and gradients equal the full batch's."""
+    if normalizer is None:
+        return None
+    if reduction != "mean":
+        raise ValueError(
+            f'`normalizer` divides the sum of reduction="mean"; got reduction="{reduction}".'
+        )
+    n = as_real_array("normalizer", normalizer)
+    if n.ndim != 0:
+        raise ValueError(f"`normalizer` must be a scalar; got shape {n.shape}.")
+    return n.astype(dtype)
+
+
 def check_ignore_index(ignore_index: Any) -> None:
     """`TypeError` unless `ignore_index` is a Python int or None (it is static)."""
     if ignore_index is not None and not isinstance(ignore_index, (int, np.integer)):

@@ -173,16 +173,18 @@ def label_masks(labels, num_classes, ignore_index, mask):
     return keep, bad if keep is None else bad & keep
 
 
-def finish_integer(loss, labels, num_classes, ignore_index, mask, reduction, w_y=None):
+def finish_integer(
+    loss, labels, num_classes, ignore_index, mask, reduction, w_y=None, normalizer=None
+):
     """Mask ignored examples, poison bad labels with NaN, and reduce.
 
-    `"mean"` divides by the number of kept examples, or by the sum of their
-    target classes' weights when `w_y` is given (PyTorch); 0 over nothing.
+    `"mean"` divides by `normalizer` when given, else by the number of kept
+    examples, or by the sum of their target classes' weights when `w_y` is
+    given (PyTorch); 0 over nothing.
     """
     keep, bad = label_masks(labels, num_classes, ignore_index, mask)
     loss = jnp.where(bad, jnp.nan, loss)
-    normalizer = None
-    if reduction == "mean" and w_y is not None:
+    if reduction == "mean" and normalizer is None and w_y is not None:
         normalizer = jnp.sum(w_y if keep is None else jnp.where(keep, w_y, 0))
     return reduce(loss, reduction, keep, normalizer)
 

@@ -50,10 +50,11 @@ from ._common import (
     fill_masked,
     hyper,
     is_static_zero,
+    mean_normalizer,
     safe_div,
     value_checks,
 )
-from ._core import finish_integer, integer_ce, label_masks
+from ._core import finish_integer, integer_ce, label_masks, logsumexp, pick, z_term
 
 ArrayLike = jax.typing.ArrayLike
 
@@ -73,17 +74,37 @@ class _Config(NamedTuple):
     smoothing: bool  # label_smoothing may be non-zero
     z_loss: bool  # z_loss may be non-zero
     soft_cap: bool  # logit_soft_cap is set
+    stats: bool  # return_stats: per-token statistics from the same pass
+
+
+class LinearStats(NamedTuple):
+    """Per-token statistics of `linear_softmax_cross_entropy(..., return_stats=True)`,
+    from the same pass as the loss (no gradient flows through them). Tokens
+    that `where` masks or `ignore_index` ignores hold 0 (and False)."""
+
+    logsumexp: jax.Array  # logsumexp of the token's logits (after bias and soft cap)
+    z_loss: jax.Array  # the token's z-loss term, z_loss * logsumexp ** 2
+    target_log_prob: jax.Array  # log-probability of the label
+    correct: jax.Array  # bool: the label's logit is the largest (accuracy)
 
 
 def _chunk_loss(cfg: _Config, u, bias, hp, index):
-    """Per-token loss of one chunk from its pre-bias logits `u: [n, V]`."""
+    """The per-token core: `(loss, stats)` of one chunk from its pre-bias
+    logits `u: [n, V]`, `stats` None unless `cfg.stats`. Every option is a
+    term here; the loops around it only move chunks and gradients."""
     z = u if bias is None else u + bias[None, :]
     if cfg.soft_cap:
         c = hp["cap"]
         z = c * jnp.tanh(z / c)  # Gemma-2's soft cap
     e = hp["smoothing"] if cfg.smoothing else 0.0
     zl = hp["z_loss"] if cfg.z_loss else 0.0
-    return integer_ce(z, index, -1, e, zl)[0]
+    loss = integer_ce(z, index, -1, e, zl, hp.get("class_weight"))[0]
+    if not cfg.stats:
+        return loss, None
+    r = logsumexp(z, -1)
+    z_y = pick(z, index, -1)
+    stats = (r.lse, z_term(zl, r.lse), z_y - r.lse, (z_y >= r.m).astype(z.dtype))
+    return loss, jax.tree.map(jax.lax.stop_gradient, stats)
 
 
 def _matmul(cfg, a, b, dims):
@@ -105,14 +126,16 @@ def _chunk_grads(cfg, kernel, bias, hp, carry, chunk):
     """
     x, index, ct = chunk
     u = _logits(cfg, x, kernel)
-    loss, vjp = jax.vjp(lambda u, b, h: _chunk_loss(cfg, u, b, h, index), u, bias, hp)
+    loss, vjp, stats = jax.vjp(
+        lambda u, b, h: _chunk_loss(cfg, u, b, h, index), u, bias, hp, has_aux=True
+    )
     du, db, dh = vjp(ct.astype(loss.dtype))
     dx = _matmul(cfg, du, kernel, ((1,), (1,)))  # [n, V] @ [V, D]
     dk = _matmul(cfg, x, du, ((0,), (0,)))  # [D, n] @ [n, V]
     acc_k, acc_b, acc_h = carry
     acc_b = None if db is None else acc_b + db
     acc_h = jax.tree.map(jnp.add, acc_h, dh)
-    return (acc_k + dk, acc_b, acc_h), (loss, dx)
+    return (acc_k + dk, acc_b, acc_h), (loss, dx, stats)
 
 
 def _chunks(a, n):
@@ -142,19 +165,20 @@ def _scan_grads(cfg, x, kernel, bias, hp, index, ct):
     )
     chunks = tuple(_chunks(a, cfg.chunk) for a in (x, index, ct))
     step = functools.partial(_chunk_grads, cfg, kernel, bias, hp)
-    (dk, db, dh), (loss, dx) = jax.lax.scan(step, carry, chunks)
-    return _unchunk(loss), _unchunk(dx), dk, db, dh
+    (dk, db, dh), (loss, dx, stats) = jax.lax.scan(step, carry, chunks)
+    return _unchunk(loss), _unchunk(dx), dk, db, dh, jax.tree.map(_unchunk, stats)
 
 
 def _scan_loss(cfg, x, kernel, bias, hp, index):
-    """Every token's loss, one chunk of logits at a time."""
+    """Every token's loss (and statistics), one chunk of logits at a time."""
 
     def step(_, chunk):
         xc, ic = chunk
         return None, _chunk_loss(cfg, _logits(cfg, xc, kernel), bias, hp, ic)
 
-    _, loss = jax.lax.scan(step, None, (_chunks(x, cfg.chunk), _chunks(index, cfg.chunk)))
-    return _unchunk(loss)
+    chunks = (_chunks(x, cfg.chunk), _chunks(index, cfg.chunk))
+    _, (loss, stats) = jax.lax.scan(step, None, chunks)
+    return _unchunk(loss), jax.tree.map(_unchunk, stats)
 
 
 def _cast_grads(primals, grads):
@@ -175,7 +199,7 @@ def _token_losses_fwd(cfg, x, kernel, bias, hp, index):
 
 def _token_losses_bwd(cfg, res, ct):
     x, kernel, bias, hp, index = res
-    _, dx, dk, db, dh = _scan_grads(cfg, x, kernel, bias, hp, index, ct)
+    _, dx, dk, db, dh, _ = _scan_grads(cfg, x, kernel, bias, hp, index, ct[0])  # ct[1]: stats
     return (*_cast_grads((x, kernel, bias), (dx, dk, db)), dh, None)
 
 
@@ -186,17 +210,19 @@ _token_losses.defvjp(_token_losses_fwd, _token_losses_bwd)
 # gradients are computed in the forward pass and only scaled backwards.
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _weighted_sum(cfg, x, kernel, bias, hp, index, share):
-    return jnp.sum(share * _scan_loss(cfg, x, kernel, bias, hp, index))
+    loss, stats = _scan_loss(cfg, x, kernel, bias, hp, index)
+    return jnp.sum(share * loss), stats
 
 
 def _weighted_sum_fwd(cfg, x, kernel, bias, hp, index, share):
-    loss, dx, dk, db, dh = _scan_grads(cfg, x, kernel, bias, hp, index, share)
+    loss, dx, dk, db, dh, stats = _scan_grads(cfg, x, kernel, bias, hp, index, share)
     grads = (x, kernel, bias), (dx, dk, db), dh, loss
-    return jnp.sum(share * loss), grads
+    return (jnp.sum(share * loss), stats), grads
 
 
 def _weighted_sum_bwd(cfg, res, ct):
     primals, grads, dh, loss = res
+    ct = ct[0]  # the statistics carry no gradient
     scaled = (None if g is None else ct * g for g in grads)
     dh = jax.tree.map(lambda g: ct * g, dh)
     return (*_cast_grads(primals, scaled), dh, None, ct * loss)
@@ -244,21 +270,32 @@ def linear_softmax_cross_entropy(
     label_smoothing: ArrayLike = 0.0,
     z_loss: ArrayLike = 0.0,
     logit_soft_cap: ArrayLike | None = None,
+    class_weight: ArrayLike | None = None,
+    weight: ArrayLike | None = None,
     reduction: Reduction = "none",
+    normalizer: ArrayLike | None = None,
     where: ArrayLike | None = None,
     chunk_size: int | None = None,
-) -> jax.Array:
+    return_stats: bool = False,
+) -> Any:
     """Cross-entropy of a linear layer's logits, without ever holding them.
 
     Equals, in value and gradients:
 
         z = inputs @ kernel + bias                 # [..., V] logits
         z = c * tanh(z / c)                        # if logit_soft_cap=c (Gemma 2)
-        softmax_cross_entropy_with_integer_labels(z, labels, ...)
+        weight * softmax_cross_entropy_with_integer_labels(z, labels, ...)
 
-    that is, per token, with ``lse = logsumexp(z)`` and ``e`` the smoothing:
+    that is, per token, with ``lse = logsumexp(z)``, ``e`` the smoothing,
+    ``w`` the class weights (1 if None) and ``t`` the token's weight:
 
-        loss = (1 - e) * (lse - z[y]) + e / V * sum_c (lse - z[c]) + z_loss * lse ** 2
+        loss = t * ((1 - e) * w[y] * (lse - z[y]) + e / V * sum_c w[c] * (lse - z[c]))
+               + t * z_loss * lse ** 2
+
+    ``reduction="mean"`` divides the sum by ``normalizer`` if given, else by
+    the sum of ``t * w[y]`` over kept tokens (the count without weights):
+    PyTorch's ``F.linear_cross_entropy`` and ``F.cross_entropy`` with
+    ``weight``, ``ignore_index`` and ``label_smoothing``.
 
     for language-model heads and extreme classifiers with a large ``V``.
 
@@ -299,7 +336,8 @@ def linear_softmax_cross_entropy(
         ``embedding.T`` for tied embeddings of shape ``[V, D]``).
       - labels: ``[...]``, the shape of ``inputs`` without its last axis.
       - bias: ``[V]``.
-      - where: ``[...]``, per token.
+      - class_weight: ``[V]``.
+      - weight, where: ``[...]``, per token.
       - output: ``[...]`` for ``reduction="none"``, else a scalar.
 
     Args:
@@ -314,17 +352,31 @@ def linear_softmax_cross_entropy(
       z_loss: coefficient of ``lse ** 2`` (PaLM uses 1e-4).
       logit_soft_cap: ``c > 0``: logits become ``c * tanh(z / c)``; None for
         no cap.
+      class_weight: ``[V]`` weight of each class (PyTorch's ``weight``),
+        differentiable.
+      weight: a float weight per token (the shape of ``labels``),
+        differentiable; ``where`` is the boolean mask.
       reduction: ``"none"``, ``"mean"`` (over kept tokens; 0 if none is
         kept) or ``"sum"``.
+      normalizer: for ``"mean"``, divide the sum by this traced scalar (e.g.
+        the number of kept tokens of the whole batch, across micro-batches
+        and hosts) so that accumulated micro-batches give exactly the full
+        batch's loss and gradients.
       where: per-token mask; masked tokens give 0, leave the mean and get
         zero gradients whatever their inputs hold.
       chunk_size: tokens per chunk. None picks ``max(128, 2**22 // V)``
         tokens (a 16 MiB float32 chunk of logits; 128 tokens at V=32768),
         chosen by the chunk-size sweep in ``benchmarks/linear_ce.py``.
         Smaller chunks save memory, larger ones can be faster.
+      return_stats: also return per-token statistics from the same pass.
 
     Returns:
-      The loss, float32 for half-precision inputs.
+      The loss, float32 for half-precision inputs; with ``return_stats``,
+      ``(loss, stats)``, ``stats`` a ``LinearStats`` NamedTuple of per-token
+      (the shape of ``labels``) ``logsumexp``, ``z_loss`` term,
+      ``target_log_prob`` and ``correct`` (bool: the label's logit is the
+      largest, for accuracy), 0 / False for masked and ignored tokens and
+      without gradients.
 
     Raises:
       TypeError: non-integer ``labels``, non-floating ``inputs``, ``kernel``
@@ -357,8 +409,24 @@ def linear_softmax_cross_entropy(
         ignore_index, reduction, chunk_size,
     )  # fmt: skip
     mask = None if where is None else broadcast_to("where", as_mask(where), y.shape, "labels")
-    cfg, hp = _configure(x, k, b, y.size, label_smoothing, z_loss, logit_soft_cap, chunk_size)
+    cfg, hp = _configure(
+        x, k, b, y.size, label_smoothing, z_loss, logit_soft_cap, chunk_size, return_stats
+    )
     num_tokens, vocab = y.size, k.shape[1]
+    n = mean_normalizer(normalizer, reduction, cfg.dtype)
+    if class_weight is not None:
+        w = as_float_array("class_weight", class_weight)
+        if w.shape != (vocab,):
+            raise ValueError(
+                f"`class_weight` must have shape ({vocab},), one entry per column of "
+                f"`kernel` {k.shape}; got shape {w.shape}."
+            )
+        hp["class_weight"] = w.astype(cfg.dtype)
+    tw = None
+    if weight is not None:
+        hint = " `weight` is per token, of the shape of `labels`."
+        tw = broadcast_to("weight", as_float_array("weight", weight), y.shape, "labels", hint)
+        tw = tw.astype(cfg.dtype)
 
     # Flatten the tokens, zero the masked ones (whatever they hold, they give
     # 0 and zero gradients) and pad to whole chunks with tokens of share 0.
@@ -370,10 +438,28 @@ def linear_softmax_cross_entropy(
     index = jnp.pad(jnp.clip(y, 0, vocab - 1).reshape(-1), (0, pad))
     b = None if b is None else b.astype(cfg.dtype)
 
+    keep, _ = label_masks(y, vocab, ignore_index, mask)
     if reduction == "none":
-        loss = _token_losses(cfg, x, k, b, hp, index)[:num_tokens].reshape(y.shape)
-        return finish_integer(loss, y, vocab, ignore_index, mask, reduction)
-    return _reduced(cfg, x, k, b, hp, index, y, ignore_index, mask, reduction, pad)
+        loss, stats = _token_losses(cfg, x, k, b, hp, index)
+        loss = loss[:num_tokens].reshape(y.shape)
+        out = finish_integer(loss if tw is None else tw * loss, y, vocab, ignore_index, mask,
+                             reduction)  # fmt: skip
+    else:
+        out, stats = _reduced(cfg, x, k, b, hp, index, y, keep, tw, n, reduction, pad)
+    if not return_stats:
+        return out
+    return out, _finish_stats(stats, num_tokens, y.shape, keep)
+
+
+def _finish_stats(stats, num_tokens, shape, keep) -> LinearStats:
+    """Per-token statistics in the labels' shape, 0 / False where not kept."""
+
+    def per_token(a):
+        a = a[:num_tokens].reshape(shape)
+        return a if keep is None else jnp.where(keep, a, 0)
+
+    lse, zl, logp, correct = (per_token(a) for a in stats)
+    return LinearStats(lse, zl, logp, correct > 0)
 
 
 def _validate(
@@ -397,7 +483,9 @@ def _validate(
     return x, kernel, y, b
 
 
-def _configure(x, kernel, b, num_tokens, label_smoothing, z_loss, logit_soft_cap, chunk_size):
+def _configure(
+    x, kernel, b, num_tokens, label_smoothing, z_loss, logit_soft_cap, chunk_size, stats
+):
     """The static configuration and the traced hyperparameters in use
     (differentiated like the inputs)."""
     vocab = kernel.shape[1]
@@ -409,6 +497,7 @@ def _configure(x, kernel, b, num_tokens, label_smoothing, z_loss, logit_soft_cap
         smoothing=not is_static_zero(label_smoothing),
         z_loss=not is_static_zero(z_loss),
         soft_cap=logit_soft_cap is not None,
+        stats=bool(stats),
     )
     hp = {}
     if cfg.smoothing:
@@ -420,14 +509,26 @@ def _configure(x, kernel, b, num_tokens, label_smoothing, z_loss, logit_soft_cap
     return cfg, hp
 
 
-def _reduced(cfg, x, kernel, b, hp, index, y, ignore_index, mask, reduction, pad):
-    """`"mean"` or `"sum"`: each token's share of the one scalar cotangent
-    (1, or 1 / count for the mean, 0 if ignored) is known in the forward
-    pass, so the gradients are computed there (`_weighted_sum`)."""
-    keep, bad = label_masks(y, kernel.shape[1], ignore_index, mask)
+def _reduced(cfg, x, kernel, b, hp, index, y, keep, tw, normalizer, reduction, pad):
+    """`"mean"` or `"sum"`: each token's share of the one scalar cotangent is
+    known in the forward pass, so the gradients are computed there
+    (`_weighted_sum`). The share is the token's weight (1, 0 if not kept),
+    over the normalizer for the mean: the given one, else the sum of the
+    kept tokens' weights times their label's class weight (PyTorch's
+    weighted mean; the count without weights)."""
+    bad = label_masks(y, kernel.shape[1], None, None)[1]
+    if keep is not None:
+        bad = bad & keep
     share = jnp.ones(y.shape, cfg.dtype) if keep is None else keep.astype(cfg.dtype)
+    if tw is not None:
+        share = share * tw
     if reduction == "mean":  # 0 over nothing, as every loss here
-        share = safe_div(share, jnp.sum(share))
+        if normalizer is None:
+            den = share
+            if "class_weight" in hp:
+                den = den * hp["class_weight"][jnp.clip(y, 0, kernel.shape[1] - 1)]
+            normalizer = jnp.sum(den)
+        share = safe_div(share, normalizer)
     share = jnp.pad(share.reshape(-1), (0, pad))
-    total = _weighted_sum(cfg, x, kernel, b, hp, index, share)
-    return jnp.where(jnp.any(bad), jnp.nan, total)
+    total, stats = _weighted_sum(cfg, x, kernel, b, hp, index, share)
+    return jnp.where(jnp.any(bad), jnp.nan, total), stats

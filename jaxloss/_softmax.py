@@ -36,6 +36,7 @@ from ._common import (
     fill_masked,
     grad_floor,
     hyper,
+    mean_normalizer,
     reduce,
     smooth_labels,
     value_checks,
@@ -213,6 +214,7 @@ def softmax_cross_entropy_with_integer_labels(
     tau: ArrayLike = 1.0,
     reduction: Reduction = "none",
     where: ArrayLike | None = None,
+    normalizer: ArrayLike | None = None,
 ) -> jax.Array:
     """Softmax cross-entropy with integer class labels (PyTorch `cross_entropy`).
 
@@ -273,6 +275,11 @@ def softmax_cross_entropy_with_integer_labels(
       where: per-example mask (masked examples give 0 and leave the mean),
         or a class mask of ``logits``' shape (masked classes leave the
         softmax, as optax).
+      normalizer: for ``reduction="mean"``, divide the sum by this (traced)
+        scalar instead of the count (or the weights): pass the number of
+        kept tokens of the whole batch to each micro-batch, and the
+        accumulated micro-batch losses and gradients equal the full
+        batch's (see the example).
 
     Returns:
       The loss, float32 for half-precision logits.
@@ -295,13 +302,20 @@ def softmax_cross_entropy_with_integer_labels(
       ...     x, y, label_smoothing=0.1, reduction="mean")
       >>> print(np.asarray(loss).round(4))
       1.3496
+      >>> # Two micro-batches with the global count give the full batch's mean.
+      >>> halves = [jaxloss.softmax_cross_entropy_with_integer_labels(
+      ...     x[i:i + 1], y[i:i + 1], reduction="mean", normalizer=2) for i in (0, 1)]
+      >>> full = jaxloss.softmax_cross_entropy_with_integer_labels(x, y, reduction="mean")
+      >>> print(np.allclose(sum(halves), full))
+      True
     """
     p = _integer_setup(logits, labels, axis, reduction, label_smoothing, where, ignore_index)
     p = _adjust(p, log_prior, tau)
     w = _class_vector("class_weight", class_weight, p.x, p.axis)
     loss, w_y = integer_ce(p.x, p.target_index, p.axis, label_smoothing, z_loss, w)
+    n = mean_normalizer(normalizer, reduction, loss.dtype)
     return finish_integer(
-        loss, p.labels, p.num_classes, ignore_index, p.example_mask, reduction, w_y
+        loss, p.labels, p.num_classes, ignore_index, p.example_mask, reduction, w_y, n
     )
 
 

@@ -278,8 +278,8 @@ def _linear_inputs(rng, shape, dtype=np.float32):
 # The fused loss: three positional arrays, and reverse mode only (custom VJP).
 FUSED = Loss(
     jaxloss.linear_softmax_cross_entropy, "fused", _linear_inputs,
-    lambda c: dict(bias=_w(c) - 1, label_smoothing=0.1, z_loss=1e-3),
-    ("inputs", "kernel", "bias", "label_smoothing", "z_loss"),
+    lambda c: dict(bias=_w(c) - 1, class_weight=_w(c), label_smoothing=0.1, z_loss=1e-3),
+    ("inputs", "kernel", "bias", "class_weight", "label_smoothing", "z_loss"),
 )  # fmt: skip
 
 

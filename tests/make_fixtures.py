@@ -1064,6 +1064,90 @@ def pairwise_open_clip():
     c.save()
 
 
+def linear_options_torch():
+    """`linear_softmax_cross_entropy`'s class weights, per-token weights and
+    normalizer against PyTorch 2.13's `F.linear_cross_entropy` (its own
+    fused loss, `weight=` for class weights) and, where it has no such
+    option, `F.cross_entropy(x @ W.T + b, reduction="none")` weighted and
+    summed in torch. Gradients for inputs, kernel, bias and the per-token
+    weights by autograd; for the class weights (which PyTorch's fused ops
+    refuse to differentiate) by autograd of its documented formula."""
+    global rng
+    rng = np.random.default_rng(20261207)  # its own seed
+    n, d, v = 12, 6, 9
+    x, k = f32(rng.normal(size=(n, d))), f32(rng.normal(size=(d, v)) * 0.7)
+    b = f32(rng.normal(size=(v,)))
+    y = rng.integers(0, v, size=n).astype(np.int32)
+    y_ign = y.copy()
+    y_ign[::4] = -100
+    cw = f32(rng.uniform(0.2, 2.0, size=v))
+    tw = f32(rng.uniform(0.0, 2.0, size=n))
+    meta, out = [], {"inputs": x, "kernel": k, "bias": b, "class_weight": cw, "weight": tw}
+
+    def add(case, loss, tensors, cot, labels):
+        (loss * t64(cot)).sum().backward()
+        i = len(meta)
+        meta.append({"id": f"torch_linear_options-{i}", **case})
+        out[f"{i}/expected"] = loss.detach().numpy()
+        out[f"{i}/labels"] = labels
+        out[f"{i}/cot"] = cot
+        for name, t in tensors.items():
+            out[f"{i}/d{name}"] = np.zeros(t.shape) if t.grad is None else t.grad.numpy()
+
+    for red in ("none", "mean", "sum"):
+        for e in (0.0, 0.1):
+            for labels in (y, y_ign):
+                # Class weights: PyTorch's own fused linear cross-entropy.
+                xt, kt, bt = t64(x, True), t64(k, True), t64(b, True)
+                loss = F.linear_cross_entropy(
+                    xt, kt.T, torch.tensor(labels, dtype=torch.long), linear_bias=bt,
+                    weight=t64(cw), reduction=red, ignore_index=-100, label_smoothing=e,
+                )  # fmt: skip
+                cot = f32(rng.normal(size=loss.shape))
+                case = {"reduction": red, "label_smoothing": e, "class_weight": True}
+                add(case, loss, {"inputs": xt, "kernel": kt, "bias": bt}, cot, labels)
+        # The class weights' gradient, from the documented formula.
+        xt, kt, bt, wt = t64(x, True), t64(k, True), t64(b, True), t64(cw, True)
+        z = xt @ kt + bt
+        lse = torch.logsumexp(z, -1)
+        yt = torch.tensor(y_ign, dtype=torch.long)
+        kept = yt != -100
+        yc = torch.where(kept, yt, 0)
+        e = 0.1
+        per = (1 - e) * wt[yc] * (lse - z.gather(1, yc[:, None])[:, 0])
+        per = per + e / v * ((lse[:, None] - z) * wt).sum(-1)
+        per = per * kept
+        loss = {"none": per, "sum": per.sum(), "mean": per.sum() / (wt[yc] * kept).sum()}[red]
+        cot = f32(rng.normal(size=loss.shape))
+        case = {"reduction": red, "label_smoothing": e, "class_weight": True, "formula": True}
+        add(case, loss, {"inputs": xt, "kernel": kt, "bias": bt, "class_weight": wt}, cot, y_ign)
+        # Per-token weights (with class weights), and a given normalizer.
+        for norm in (None, 17.0) if red == "mean" else (None,):
+            xt, kt, bt, twt = t64(x, True), t64(k, True), t64(b, True), t64(tw, True)
+            z = xt @ kt + bt
+            yt = torch.tensor(y_ign, dtype=torch.long)
+            per = F.cross_entropy(z, yt, weight=t64(cw), ignore_index=-100, reduction="none")
+            per = per * twt
+            if red == "none":
+                loss = per
+            elif red == "sum" or norm is not None:
+                loss = per.sum() / (1.0 if norm is None else norm)
+            else:
+                kept = (yt != -100).double()
+                loss = per.sum() / (twt * t64(cw)[torch.where(yt < 0, 0, yt)] * kept).sum()
+            cot = f32(rng.normal(size=loss.shape))
+            case = {"reduction": red, "class_weight": True, "weight": True}
+            if norm is not None:
+                case["normalizer"] = norm
+            tensors = {"inputs": xt, "kernel": kt, "bias": bt, "weight": twt}
+            add(case, loss, tensors, cot, y_ign)
+    (DATA / "linear").mkdir(exist_ok=True)
+    np.savez_compressed(
+        DATA / "linear" / "torch_linear_options.npz", meta=np.array(json.dumps(meta)), **out
+    )
+    print(f"torch_linear_options: {len(meta)} cases")
+
+
 def jnp_argmax(t):
     import jax.numpy as jnp
 
@@ -1083,3 +1167,4 @@ if __name__ == "__main__":
     nll_and_kl_torch()
     more_losses()
     pairwise_open_clip()
+    linear_options_torch()

@@ -67,7 +67,15 @@ CASES["linear_softmax_cross_entropy"] = (
     jaxloss.linear_softmax_cross_entropy,
     (inputs, kernel, bias, jnp.asarray(rng.integers(0, C, size=N), jnp.int32).at[::5].set(IGNORE)),
     (P("data", None), VOCAB, P("model"), ROW),
-    dict(ignore_index=IGNORE, label_smoothing=0.1, z_loss=1e-3, logit_soft_cap=5.0, chunk_size=8),
+    dict(
+        ignore_index=IGNORE,
+        label_smoothing=0.1,
+        z_loss=1e-3,
+        logit_soft_cap=5.0,
+        chunk_size=8,
+        class_weight=jnp.linspace(0.5, 2.0, C),
+        weight=jnp.linspace(0.0, 2.0, N),
+    ),  # fmt: skip
 )
 
 # jaxloss and optax on the same loss, for the collective count.

@@ -130,6 +130,55 @@ def test_matches_torch(case, arrays):
         chex.assert_trees_all_close(db, f32("dbias"), rtol=1e-4, atol=1e-5)
 
 
+OPTION_FIXTURES = FIXTURES.with_name("torch_linear_options.npz")
+
+
+def _option_cases():
+    with np.load(OPTION_FIXTURES) as z:
+        arrays = {k: z[k] for k in z.files}
+    return [pytest.param(c, arrays, id=c["id"]) for c in json.loads(str(arrays["meta"]))]
+
+
+@functools.partial(jax.jit, static_argnames=("reduction",))
+def _options_value_and_grads(x, kernel, bias, labels, cot, cw, tw, e, normalizer, reduction):
+    def f(x, kernel, bias, cw, tw):
+        out = jaxloss.linear_softmax_cross_entropy(
+            x, kernel, labels, bias=bias, class_weight=cw, weight=tw, ignore_index=-100,
+            label_smoothing=e, reduction=reduction, normalizer=normalizer, chunk_size=5,
+        )  # fmt: skip
+        return jnp.sum(out * cot), out
+
+    return jax.grad(f, argnums=(0, 1, 2, 3, 4), has_aux=True)(x, kernel, bias, cw, tw)
+
+
+@pytest.mark.xdist_group("linear_torch")
+@pytest.mark.parametrize("case,arrays", _option_cases())
+def test_options_match_torch(case, arrays):
+    """Class weights (PyTorch's `F.linear_cross_entropy(weight=...)`, and its
+    formula for their gradient), per-token weights and a given normalizer:
+    values and the gradients for inputs, kernel, bias, class and token
+    weights."""
+    i = case["id"].split("-")[1]
+    tw = jnp.asarray(arrays["weight"]) if case.get("weight") else None
+    norm = case.get("normalizer")
+    grads, out = _options_value_and_grads(
+        *(jnp.asarray(arrays[k]) for k in ("inputs", "kernel", "bias")),
+        jnp.asarray(arrays[f"{i}/labels"]),
+        jnp.asarray(arrays[f"{i}/cot"]),
+        jnp.asarray(arrays["class_weight"]),
+        tw,
+        jnp.float32(case.get("label_smoothing", 0.0)),
+        None if norm is None else jnp.float32(norm),
+        reduction=case["reduction"],
+    )
+    f32 = lambda k: arrays[f"{i}/{k}"].astype(np.float32)  # noqa: E731
+    chex.assert_trees_all_close(out, f32("expected"), rtol=1e-5, atol=1e-6)
+    names = ["inputs", "kernel", "bias", "class_weight", "weight"]
+    for name, g in zip(names, grads, strict=True):
+        if f"{i}/d{name}" in arrays:
+            chex.assert_trees_all_close(g, f32(f"d{name}"), rtol=1e-4, atol=1e-5)
+
+
 # --------------------------------------------------------------------------
 # The naive composition, for every option, reduction and chunk size.
 
@@ -415,3 +464,81 @@ def test_type_errors():
         jaxloss.linear_softmax_cross_entropy(x, kernel, labels.astype(jnp.float32))
     with pytest.raises(TypeError, match="`kernel` must have a floating-point dtype"):
         jaxloss.linear_softmax_cross_entropy(x, kernel.astype(jnp.int32), labels)
+
+
+# --------------------------------------------------------------------------
+# Gradient accumulation with a global normalizer, and the statistics.
+
+
+@pytest.mark.parametrize("fused_loss", [True, False], ids=["fused", "integer_labels"])
+def test_micro_batches_with_the_global_count_equal_the_full_batch(fused_loss):
+    """Four micro-batches, each divided by the whole batch's count of kept
+    tokens, sum to the full batch's mean, in value and gradients (the
+    micro-batches keep different numbers of tokens)."""
+    x, kernel, bias, labels = _inputs(seed=3, n_shape=(8, 5))
+    count = jnp.sum(labels != -100).astype(jnp.float32)
+
+    def loss(x, kernel, labels, normalizer=None):
+        kw = dict(ignore_index=-100, label_smoothing=0.1, reduction="mean", normalizer=normalizer)
+        if fused_loss:
+            return jaxloss.linear_softmax_cross_entropy(x, kernel, labels, chunk_size=3, **kw)
+        return jaxloss.softmax_cross_entropy_with_integer_labels(x @ kernel, labels, **kw)
+
+    @jax.jit
+    def both(x, kernel, labels):
+        full = jax.value_and_grad(loss, argnums=(0, 1))(x, kernel, labels)
+        parts = [
+            jax.value_and_grad(loss, argnums=(0, 1))(x[i : i + 2], kernel, labels[i : i + 2], count)
+            for i in range(0, 8, 2)
+        ]
+        value = sum(p[0] for p in parts)
+        dx = jnp.concatenate([p[1][0] for p in parts])
+        dk = sum(p[1][1] for p in parts)
+        return full, (value, (dx, dk))
+
+    full, accumulated = both(x, kernel, labels)
+    chex.assert_trees_all_close(accumulated, full, rtol=1e-5, atol=1e-7)
+
+
+def test_normalizer_only_for_the_mean():
+    x, kernel, _, labels = _inputs()
+    with pytest.raises(ValueError, match='`normalizer` divides the sum of reduction="mean"'):
+        jaxloss.linear_softmax_cross_entropy(x, kernel, labels, reduction="sum", normalizer=3.0)
+    with pytest.raises(ValueError, match="`normalizer` must be a scalar"):
+        jaxloss.softmax_cross_entropy_with_integer_labels(
+            x @ kernel, labels, reduction="mean", normalizer=jnp.ones(2)
+        )
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_stats_from_the_same_pass(reduction):
+    """logsumexp, the z-loss term, the label's log-probability and whether
+    its logit is the largest, against float64 NumPy on the materialised
+    logits; ignored tokens hold 0 / False; the loss is unchanged."""
+    x, kernel, bias, labels = _inputs(seed=4)
+    kw = dict(bias=bias, ignore_index=-100, z_loss=1e-3, logit_soft_cap=5.0, reduction=reduction)
+    plain = jaxloss.linear_softmax_cross_entropy(x, kernel, labels, chunk_size=7, **kw)
+    loss, stats = jaxloss.linear_softmax_cross_entropy(
+        x, kernel, labels, chunk_size=7, return_stats=True, **kw
+    )
+    chex.assert_trees_all_close(loss, plain)
+    z = np.asarray(x, np.float64) @ np.asarray(kernel, np.float64) + np.asarray(bias, np.float64)
+    z = 5.0 * np.tanh(z / 5.0)
+    lse = np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1)) + z.max(-1)
+    y = np.asarray(labels)
+    kept = y != -100
+    z_y = np.take_along_axis(z, np.where(kept, y, 0)[..., None], -1)[..., 0]
+    np.testing.assert_allclose(stats.logsumexp, np.where(kept, lse, 0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(stats.z_loss, np.where(kept, 1e-3 * lse**2, 0), rtol=1e-5)
+    np.testing.assert_allclose(
+        stats.target_log_prob, np.where(kept, z_y - lse, 0), rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_array_equal(stats.correct, kept & (z.argmax(-1) == y))
+    assert stats.correct.dtype == jnp.bool_
+    # No gradient flows through the statistics.
+    g = jax.grad(
+        lambda x: jaxloss.linear_softmax_cross_entropy(x, kernel, labels, return_stats=True, **kw)[
+            1
+        ].logsumexp.sum()
+    )(x)
+    np.testing.assert_array_equal(g, 0.0)
