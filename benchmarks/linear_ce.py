@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.metadata
+import os
 import pathlib
 import platform
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -111,6 +114,71 @@ def speed_rows(n, d, v, reps, bar):
     return rows
 
 
+def peer_rows(n, d, v, reps, bar):
+    """jaxloss against the peers in one interleaved run: naive JAX, tokamax's
+    `linear_softmax_cross_entropy_loss` (XLA path) where installed, and
+    PyTorch's `F.cross_entropy(x @ W.T)` and chunked
+    `F.linear_cross_entropy(options=LinearCrossEntropyOptions())` (value
+    and gradients for inputs and weights, `.backward()`)."""
+    x, kernel, labels = data(n, d, v)
+    jax_contenders = {
+        "naive JAX (optax on x @ W)": grad_fn(naive),
+        "jaxloss, default chunk": grad_fn(fused),
+        "jaxloss, chunk_size=256": grad_fn(functools.partial(fused, chunk_size=256)),
+    }
+    try:
+        import tokamax
+        from absl import flags
+
+        if not flags.FLAGS.is_parsed():  # tokamax reads absl flags: not this script's
+            flags.FLAGS(sys.argv[:1])
+
+        def tokamax_loss(x, kernel, labels):
+            return tokamax.linear_softmax_cross_entropy_loss(
+                x, labels, kernel, reduction="mean", implementation="xla"
+            )
+
+        version = importlib.metadata.version("tokamax")
+        jax_contenders[f"tokamax {version} (XLA path)"] = grad_fn(tokamax_loss)
+    except ImportError:
+        pass
+    exes = {k: compiled(f, x, kernel, labels)[0] for k, f in jax_contenders.items()}
+    runs = {k: functools.partial(e, x, kernel, labels) for k, e in exes.items()}
+    mem = {k: mib(temp_bytes(e)) for k, e in exes.items()}
+    try:
+        import numpy as np
+        import torch
+        import torch.nn.functional as F
+
+        torch.set_num_threads(os.cpu_count() or 1)
+        xt = torch.tensor(np.asarray(x), requires_grad=True)
+        wt = torch.tensor(np.asarray(kernel).T.copy(), requires_grad=True)  # [V, D]
+        yt = torch.tensor(np.asarray(labels), dtype=torch.long)
+
+        def torch_run(fn):
+            def run():
+                xt.grad = wt.grad = None
+                fn().backward()
+                return None
+
+            return run
+
+        runs[f"PyTorch {torch.__version__} cross_entropy(x @ W.T)"] = torch_run(
+            lambda: F.cross_entropy(xt @ wt.T, yt)
+        )
+        runs[f"PyTorch {torch.__version__} linear_cross_entropy, chunked"] = torch_run(
+            lambda: F.linear_cross_entropy(xt, wt, yt, options=torch.nn.LinearCrossEntropyOptions())
+        )
+    except ImportError:
+        pass
+    times = interleaved_medians(list(runs.values()), reps, bar.update)
+    base = times[0]
+    rows = ["| contender | time | vs naive JAX | temp memory |", "|---" * 4 + "|"]
+    for k, t in zip(runs, times, strict=True):
+        rows.append(f"| {k} | {t:.2f} s | **{t / base:.2f}x** | {mem.get(k, 'not measured')} |")
+    return rows
+
+
 def chunk_rows(n, d, v, chunks, reps, bar):
     x, kernel, labels = data(n, d, v)
     exes = [
@@ -156,18 +224,51 @@ def scaling_rows(ns, vs, d, reps, bar):
                 f"| {v} | {n} | {mib(m_naive)} | {mib(temp_bytes(e_fused))} | {naive_t} "
                 f"| {times[0]:.2f} s | {ratio} |"
             )
+            POINTS.append(
+                (n, v, temp_bytes(e_fused), times[0] / times[1] if len(times) == 2 else None)
+            )
             del x, kernel, labels
     return rows
+
+
+POINTS: list = []  # (N, V, fused temp bytes, fused / naive time) from the scaling table
+
+
+def plot_scaling(path):
+    """Time ratio and compiled memory of the fused loss against V, per N."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for n in sorted({p[0] for p in POINTS}):
+        pts = [p for p in POINTS if p[0] == n]
+        timed = [p for p in pts if p[3] is not None]
+        ax_t.plot([p[1] for p in timed], [p[3] for p in timed], marker="o", label=f"N={n}")
+        ax_m.plot([p[1] for p in pts], [p[2] / 2**20 for p in pts], marker="o", label=f"N={n}")
+    ax_t.axhline(1.0, color="gray", linestyle=":")
+    ax_t.set(xscale="log", xlabel="V", ylabel="fused / naive time", title="time (D=128)")
+    ax_m.set(xscale="log", yscale="log", xlabel="V", ylabel="MiB", title="fused temp memory")
+    ax_t.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="target shapes, 1 repetition")
     parser.add_argument("--reps", type=int, default=None, help="default 3 (1 with --quick)")
+    parser.add_argument(
+        "--peers", action="store_true",
+        help="only the peer table (tokamax and PyTorch where installed) at the target shapes",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.peers:
+        return peers_main(args.reps or 3)
     reps = args.reps or (1 if args.quick else 3)
     chunks = [32, 64, 128, 256, 512]
-    ns, vs = [1024, 4096, 16384], [8192, 32768, 131072]
+    ns, vs = [1024, 4096, 16384], [8192, 32768, 131072, 262144]
     total = reps + (0 if args.quick else 2 + len(ns) * len(vs))
     with tqdm(total=total, desc="linear CE") as bar:
         out = [
@@ -199,6 +300,30 @@ def main():
     text = "\n".join(out) + "\n"
     OUT.parent.mkdir(exist_ok=True)
     (OUT.with_name("linear_ce_quick.md") if args.quick else OUT).write_text(text)
+    if POINTS:
+        plot_scaling(
+            pathlib.Path(__file__).parent.parent / "docs" / "img" / "linear_ce_scaling.png"
+        )
+    print(text)
+
+
+def peers_main(reps):
+    shapes = [(4096, 512, 32768), (8192, 256, 65536)]
+    with tqdm(total=reps * len(shapes), desc="linear CE peers") as bar:
+        out = [
+            "# Fused linear cross-entropy against its peers",
+            "",
+            f"{jax.devices()[0].device_kind}, {platform.machine()}, jax {jax.__version__}, "
+            "float32, value and gradients for inputs and kernel of the mean loss, medians of "
+            f"{reps} interleaved repetitions (JAX and PyTorch contenders in one run, "
+            "the default allocators). Temp memory from `memory_analysis()` (JAX only). "
+            "Generated by `benchmarks/linear_ce.py --peers`.",
+        ]
+        for n, d, v in shapes:
+            out += ["", f"## N={n}, D={d}, V={v} (logits {mib(n * v * 4)})", ""]
+            out += peer_rows(n, d, v, reps, bar)
+    text = "\n".join(out) + "\n"
+    OUT.with_name("linear_ce_peers.md").write_text(text)
     print(text)
 
 

@@ -125,7 +125,7 @@ def z_term(z_loss: Any, lse: jax.Array) -> jax.Array:
     return (hyper(z_loss, lse.dtype) * lse) * lse
 
 
-def integer_ce(x, index, axis, label_smoothing, z_loss, w=None):
+def integer_ce(x, index, axis, label_smoothing, z_loss, w=None, fresh=None):
     """The PyTorch cross-entropy with class indices, per example, unreduced.
 
         loss = (1 - e) * w_y * (lse - x_y)
@@ -134,10 +134,11 @@ def integer_ce(x, index, axis, label_smoothing, z_loss, w=None):
 
     NaN where no class exists. Returns `(loss, w_y)` (`w_y` None without
     weights). Shared with `linear_softmax_cross_entropy`, which applies it to
-    one chunk of logits at a time.
+    one chunk of logits at a time. `fresh` (default: with smoothing) asks
+    for the logsumexp whose gradient forms the softmax anew (`log_s_fresh`).
     """
     smoothing = not is_static_zero(label_smoothing)
-    r = logsumexp(x, axis, fresh=smoothing)
+    r = logsumexp(x, axis, fresh=smoothing if fresh is None else fresh)
     loss = r.log_s - (pick(x, index, axis) - r.m)  # lse - x_y, relative to the max
     w_y = None
     if w is not None:
@@ -236,3 +237,22 @@ def log_s_fresh(x: jax.Array, m: jax.Array, has_class: jax.Array, axis: int) -> 
         return log_s(x, m, has_class, axis)
 
     return _per_platform(cpu, default, x, m, has_class)
+
+
+def accumulate_product(acc: jax.Array, x: jax.Array, du: jax.Array, matmul: Callable) -> jax.Array:
+    """`acc + matmul(x, du)` (a `[D, V]` gradient accumulated over chunks).
+
+    GPU and TPU compilers write the product into the accumulator (a GEMM
+    with an addend); XLA:CPU writes the whole `[D, V]` product first, so on
+    CPU the product is formed and added in vocabulary slices instead.
+    """
+    from . import _cpu
+
+    def cpu(acc, x, du):
+        return _cpu.accumulate_product(acc, x, du, matmul)
+
+    def default(acc, x, du):
+        return acc + matmul(x, du)
+
+    return _per_platform(cpu, default, acc, x, du)
+

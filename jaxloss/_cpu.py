@@ -1,6 +1,7 @@
-"""The XLA:CPU fast path of two statistics of `_core.py`.
+"""The XLA:CPU fast path of two statistics of `_core.py`, and of the fused
+loss's kernel-gradient accumulation.
 
-`_core.class_sum` and `_core.log_s_fresh` choose these forms with
+`_core.class_sum`, `_core.log_s_fresh` and `_core.accumulate_product` choose these forms with
 `jax.lax.platform_dependent` when a program is compiled for CPU; GPU and TPU
 programs never contain them. They compute the same values and derivatives
 as the plain core (`tests/test_core.py` holds them equal in value, `grad`,
@@ -131,3 +132,34 @@ def _log_s_fresh_jvp(axis, primals, tangents):
     shift = jnp.expand_dims(jax.lax.optimization_barrier(m), axis)
     p = jnp.exp((x - shift) - jnp.expand_dims(log_s, axis))
     return log_s, jnp.sum(p * dx, axis)
+
+
+# Columns of the `[D, V]` product formed at once: a few MiB, so that each
+# slice is added to the accumulator while it is still in cache.
+_SLICE = 2048
+
+
+def accumulate_product(acc, x, du, matmul):
+    """`acc + matmul(x, du)` in slices of `_SLICE` columns, each added in
+    place: XLA:CPU does not fuse the addition into the matmul, and would
+    otherwise write the whole product (64 MiB at D=512, V=32768) and read
+    it back for every chunk of tokens. At N=4096, D=512, V=32768 this took
+    the fused loss's compiled temporary memory from 96 to 48 MiB, its time
+    unchanged within noise (1.05x-1.06x the naive loss)."""
+    v = acc.shape[1]
+    if v <= _SLICE:
+        return acc + matmul(x, du)
+    full = v // _SLICE
+
+    def add_slice(i, acc):
+        start = i * _SLICE
+        part = jax.lax.dynamic_slice_in_dim(du, start, _SLICE, 1)
+        total = jax.lax.dynamic_slice_in_dim(acc, start, _SLICE, 1) + matmul(x, part)
+        return jax.lax.dynamic_update_slice_in_dim(acc, total, start, 1)
+
+    acc = jax.lax.fori_loop(0, full, add_slice, acc)
+    if v % _SLICE:
+        start = full * _SLICE
+        acc = acc.at[:, start:].add(matmul(x, du[:, start:]))
+    return acc
+

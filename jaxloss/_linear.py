@@ -54,7 +54,15 @@ from ._common import (
     safe_div,
     value_checks,
 )
-from ._core import finish_integer, integer_ce, label_masks, logsumexp, pick, z_term
+from ._core import (
+    accumulate_product,
+    finish_integer,
+    integer_ce,
+    label_masks,
+    logsumexp,
+    pick,
+    z_term,
+)
 
 ArrayLike = jax.typing.ArrayLike
 
@@ -98,7 +106,9 @@ def _chunk_loss(cfg: _Config, u, bias, hp, index):
         z = c * jnp.tanh(z / c)  # Gemma-2's soft cap
     e = hp["smoothing"] if cfg.smoothing else 0.0
     zl = hp["z_loss"] if cfg.z_loss else 0.0
-    loss = integer_ce(z, index, -1, e, zl, hp.get("class_weight"))[0]
+    # fresh: the gradient forms the softmax anew from the logits instead of
+    # keeping a third [n, V] buffer (on XLA:CPU; elsewhere the same program).
+    loss = integer_ce(z, index, -1, e, zl, hp.get("class_weight"), fresh=True)[0]
     if not cfg.stats:
         return loss, None
     r = logsumexp(z, -1)
@@ -131,30 +141,59 @@ def _chunk_grads(cfg, kernel, bias, hp, carry, chunk):
     )
     du, db, dh = vjp(ct.astype(loss.dtype))
     dx = _matmul(cfg, du, kernel, ((1,), (1,)))  # [n, V] @ [V, D]
-    dk = _matmul(cfg, x, du, ((0,), (0,)))  # [D, n] @ [n, V]
     acc_k, acc_b, acc_h = carry
+    # acc_k + [D, n] @ [n, V], the product added where it is formed
+    acc_k = accumulate_product(acc_k, x, du, lambda a, b: _matmul(cfg, a, b, ((0,), (0,))))
     acc_b = None if db is None else acc_b + db
     acc_h = jax.tree.map(jnp.add, acc_h, dh)
-    return (acc_k + dk, acc_b, acc_h), (loss, dx, stats)
+    return (acc_k, acc_b, acc_h), (loss, dx, stats)
 
 
-def _chunks(a, n):
-    """`[N, ...]` -> `[N / n, n, ...]` with chunk `t` holding tokens `t, t + N/n, ...`.
+def _strided(a, n):
+    """`[N, ...]` -> `[n, N / n, ...]`, a reshape (no copy): chunk `t` is
+    `[:, t]`, the tokens `t, t + N/n, ...`.
 
     Strided rather than contiguous chunks: when the tokens are sharded over
-    devices (data parallelism), each chunk is then sharded the same way and
-    every device works on its own tokens in every step of the scan.
+    devices (data parallelism), the first axis carries the sharding and
+    every device works on its own tokens in every step of the loop. Each
+    step reads its chunk in place and writes its outputs in place, so no
+    transposed copy of the inputs or the outputs is made.
     """
-    return jnp.swapaxes(a.reshape(n, -1, *a.shape[1:]), 0, 1)
+    return a.reshape(n, -1, *a.shape[1:])
 
 
-def _unchunk(a):
-    """The inverse of `_chunks`."""
-    return jnp.swapaxes(a, 0, 1).reshape(-1, *a.shape[2:])
+def _take(a, t):
+    return jax.lax.dynamic_index_in_dim(a, t, 1, keepdims=False)
+
+
+def _put(a, t, v):
+    return jax.lax.dynamic_update_index_in_dim(a, v, t, 1)
+
+
+def _loop(cfg, step, carry, rows, outs):
+    """Run `step(carry, chunk) -> (carry, out)` over the chunks of `rows`,
+    writing each chunk's outputs into `outs` (`[n, N/n, ...]` buffers)."""
+    rows = jax.tree.map(lambda a: _strided(a, cfg.chunk), rows)
+    num = jax.tree.leaves(rows)[0].shape[1]
+
+    def body(t, state):
+        carry, outs = state
+        carry, out = step(carry, jax.tree.map(lambda a: _take(a, t), rows))
+        return carry, jax.tree.map(lambda b, o: _put(b, t, o), outs, out)
+
+    carry, outs = jax.lax.fori_loop(0, num, body, (carry, outs))
+    return carry, jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), outs)
+
+
+def _buffers(cfg, n_tokens, d):
+    """Per-token output buffers of the loops: loss, input gradient, stats."""
+    per_token = jnp.zeros((cfg.chunk, n_tokens // cfg.chunk), cfg.dtype)
+    stats = (per_token,) * 4 if cfg.stats else None
+    return per_token, jnp.zeros((cfg.chunk, n_tokens // cfg.chunk, d), cfg.dtype), stats
 
 
 def _scan_grads(cfg, x, kernel, bias, hp, index, ct):
-    """Every chunk's loss and gradients: `(loss, dx, dkernel, dbias, dhp)`.
+    """Every chunk's loss and gradients: `(loss, dx, dkernel, dbias, dhp, stats)`.
 
     The gradients are in `cfg.dtype` (float32, or float64).
     """
@@ -163,22 +202,22 @@ def _scan_grads(cfg, x, kernel, bias, hp, index, ct):
         None if bias is None else jnp.zeros(bias.shape, cfg.dtype),
         jax.tree.map(jnp.zeros_like, hp),
     )
-    chunks = tuple(_chunks(a, cfg.chunk) for a in (x, index, ct))
     step = functools.partial(_chunk_grads, cfg, kernel, bias, hp)
-    (dk, db, dh), (loss, dx, stats) = jax.lax.scan(step, carry, chunks)
-    return _unchunk(loss), _unchunk(dx), dk, db, dh, jax.tree.map(_unchunk, stats)
+    outs = _buffers(cfg, x.shape[0], x.shape[1])
+    (dk, db, dh), (loss, dx, stats) = _loop(cfg, step, carry, (x, index, ct), outs)
+    return loss, dx, dk, db, dh, stats
 
 
 def _scan_loss(cfg, x, kernel, bias, hp, index):
     """Every token's loss (and statistics), one chunk of logits at a time."""
 
-    def step(_, chunk):
+    def step(carry, chunk):
         xc, ic = chunk
-        return None, _chunk_loss(cfg, _logits(cfg, xc, kernel), bias, hp, ic)
+        return carry, _chunk_loss(cfg, _logits(cfg, xc, kernel), bias, hp, ic)
 
-    chunks = (_chunks(x, cfg.chunk), _chunks(index, cfg.chunk))
-    _, (loss, stats) = jax.lax.scan(step, None, chunks)
-    return _unchunk(loss), jax.tree.map(_unchunk, stats)
+    loss, _, stats = _buffers(cfg, x.shape[0], 1)
+    _, (loss, stats) = _loop(cfg, step, None, (x, index), (loss, stats))
+    return loss, stats
 
 
 def _cast_grads(primals, grads):
@@ -301,12 +340,13 @@ def linear_softmax_cross_entropy(
 
     Memory model: the tokens are processed ``chunk_size`` at a time; each
     chunk's ``[chunk_size, V]`` logits are formed, used for the loss and the
-    gradients, and dropped. Peak temporary memory of a jitted value-and-grad
-    is about ``D * V`` (the float32 kernel gradient being accumulated) plus
-    one or two chunks of logits, ``2 * chunk_size * V`` floats, instead of the
-    naive ``2 * N * V`` (logits and their gradient). At N=4096, D=256,
-    V=32768 that is 1/9.1 of the logits' ``N * V * 4`` bytes (naive: 2x);
-    see the README for the measurements.
+    gradients, and dropped; the kernel gradient is accumulated in place.
+    Peak temporary memory of a jitted value-and-grad is about two chunks of
+    logits, ``2 * chunk_size * V`` floats, plus (for ``"mean"`` and
+    ``"sum"``) the ``[N, D]`` input gradient, instead of the naive
+    ``2 * N * V`` (logits and their gradient): at N=4096, D=512, V=32768,
+    40 MiB, 1/12.7 of the logits' ``N * V * 4`` bytes (naive: 2x), at 1.05x
+    the naive time on 2 CPU cores; see the Performance page.
 
     Gradients for ``inputs``, ``kernel``, ``bias`` (and the traced
     hyperparameters) come from a ``jax.custom_vjp``:
@@ -366,8 +406,10 @@ def linear_softmax_cross_entropy(
         zero gradients whatever their inputs hold.
       chunk_size: tokens per chunk. None picks ``max(128, 2**22 // V)``
         tokens (a 16 MiB float32 chunk of logits; 128 tokens at V=32768),
-        chosen by the chunk-size sweep in ``benchmarks/linear_ce.py``.
-        Smaller chunks save memory, larger ones can be faster.
+        measured on CPU (``benchmarks/linear_ce.py``). Smaller chunks save
+        memory, larger ones can be faster; on GPUs and TPUs, whose
+        flops-to-bandwidth balance is higher, use 512 or more (the
+        Performance page has the roofline).
       return_stats: also return per-token statistics from the same pass.
 
     Returns:
