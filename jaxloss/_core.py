@@ -255,4 +255,3 @@ def accumulate_product(acc: jax.Array, x: jax.Array, du: jax.Array, matmul: Call
         return acc + matmul(x, du)
 
     return _per_platform(cpu, default, acc, x, du)
-

@@ -162,4 +162,3 @@ def accumulate_product(acc, x, du, matmul):
         start = full * _SLICE
         acc = acc.at[:, start:].add(matmul(x, du[:, start:]))
     return acc
-
