@@ -244,7 +244,7 @@ def accumulate_product(acc: jax.Array, x: jax.Array, du: jax.Array, matmul: Call
 
     GPU and TPU compilers write the product into the accumulator (a GEMM
     with an addend); XLA:CPU writes the whole `[D, V]` product first, so on
-    CPU the product is formed and added in vocabulary slices instead.
+    CPU the product is formed and added a slice of rows at a time instead.
     """
     from . import _cpu
 

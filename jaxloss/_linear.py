@@ -345,8 +345,8 @@ def linear_softmax_cross_entropy(
     logits, ``2 * chunk_size * V`` floats, plus (for ``"mean"`` and
     ``"sum"``) the ``[N, D]`` input gradient, instead of the naive
     ``2 * N * V`` (logits and their gradient): at N=4096, D=512, V=32768,
-    40 MiB, 1/12.7 of the logits' ``N * V * 4`` bytes (naive: 2x), at 1.05x
-    the naive time on 2 CPU cores; see the Performance page.
+    40 MiB, 1/12.7 of the logits' ``N * V * 4`` bytes (naive: 2x), at about
+    1.05x the naive time on 2 CPU cores; see the Performance page.
 
     Gradients for ``inputs``, ``kernel``, ``bias`` (and the traced
     hyperparameters) come from a ``jax.custom_vjp``:

@@ -218,6 +218,29 @@ def pairwise_cases(results, report):
                 }
 
 
+def sliced_case(report):
+    """The fused loss where XLA:CPU accumulates its kernel gradient a slice of
+    rows at a time (D=64 > the 32-row slice at V=65536), vocabulary over
+    "model": the slices must not make the partitioner gather the vocabulary."""
+    n, d, v = 32, 64, 65536
+    r = np.random.default_rng(4)
+    x = jnp.asarray(r.normal(size=(n, d)), jnp.float32)
+    k = jnp.asarray(r.normal(size=(d, v)) * 0.1, jnp.float32)
+    y = jnp.asarray(r.integers(0, v, size=n), jnp.int32)
+    mesh = Mesh(np.array(jax.devices()).reshape(2, 4), ("data", "model"))
+    placed = [
+        jax.device_put(a, NamedSharding(mesh, s))
+        for a, s in ((x, P("data", None)), (k, VOCAB), (y, ROW))
+    ]
+
+    def mean(x, k, y):
+        return jaxloss.linear_softmax_cross_entropy(x, k, y, reduction="mean", chunk_size=8)
+
+    grads = jax.jit(jax.value_and_grad(mean, argnums=(0, 1)))
+    hlo = grads.lower(*placed).compile().as_text()
+    report["sliced/2x4"] = {"gathers": gathered_shapes(hlo), "vocab": v}
+
+
 def main(out_path):
     assert jax.device_count() == 8, "set XLA_FLAGS before importing JAX"
     results, report = {}, {}
@@ -243,6 +266,7 @@ def main(out_path):
                 report[key] = {"gathers": gathered_shapes(compiled.as_text())}
     report.update(collective_counts())
     pairwise_cases(results, report)
+    sliced_case(report)
     # A control that does gather the logits, so the HLO check can be seen to fail.
     mesh = Mesh(np.array(jax.devices()).reshape(2, 4), ("data", "model"))
     placed = jax.device_put(CASES["softmax_cross_entropy"][1][0], NamedSharding(mesh, BOTH))

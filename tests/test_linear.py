@@ -448,15 +448,15 @@ def test_temp_memory_at_the_target_shape_and_its_growth_with_n():
 
 
 def test_cpu_accumulation_equals_the_plain_core():
-    """On XLA:CPU the kernel gradient is accumulated in vocabulary slices
-    (`_cpu.accumulate_product`); GPUs and TPUs run the plain `acc + x.T @ du`.
-    Both give the same gradients, with a vocabulary that is not a multiple of
-    the slice."""
+    """On XLA:CPU the kernel gradient is accumulated a slice of rows at a
+    time (`_cpu.accumulate_product`: 32 rows of D at V = 65536); GPUs and
+    TPUs run the plain `acc + x.T @ du`. Both give the same gradients, with
+    a D that is not a multiple of the slice."""
     from jaxloss._core import plain_core
 
     rng = np.random.default_rng(8)
-    x = jnp.asarray(rng.normal(size=(24, 8)), jnp.float32)
-    kernel = jnp.asarray(rng.normal(size=(8, 2 * 2048 + 100)) * 0.3, jnp.float32)
+    x = jnp.asarray(rng.normal(size=(24, 80)), jnp.float32)
+    kernel = jnp.asarray(rng.normal(size=(80, 65536)) * 0.1, jnp.float32)
     labels = jnp.asarray(rng.integers(0, kernel.shape[1], size=24), jnp.int32)
 
     def grads():  # a fresh function per trace: no cached program is reused

@@ -116,3 +116,11 @@ def test_pairwise_ring_equals_one_device(run, loss, reduction, mesh):
     # The embeddings are never gathered; the blocks of y move by collective-permute.
     assert report[key]["gathers"] == []
     assert report[key]["permutes"] > 0
+
+
+def test_cpu_kernel_gradient_slices_keep_the_vocabulary_split(run):
+    """On CPU the fused loss adds its kernel gradient a slice of rows at a
+    time; with the vocabulary split over "model" no all-gather carries it."""
+    report, _ = run
+    case = report["sliced/2x4"]
+    assert not [g for g in case["gathers"] if case["vocab"] in g], case["gathers"]
