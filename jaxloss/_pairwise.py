@@ -41,7 +41,7 @@ from ._common import (
     safe_div,
     value_checks,
 )
-from ._linear import _cast_grads
+from ._linear import _cast_grads, _matmul
 
 ArrayLike = jax.typing.ArrayLike
 
@@ -70,11 +70,6 @@ class _Side(NamedTuple):
     e: jax.Array  # [n, D]
     ids: jax.Array  # [n] int
     keep: jax.Array  # [n] bool
-
-
-def _matmul(cfg, a, b, dims):
-    a, b = a.astype(cfg.matmul_dtype), b.astype(cfg.matmul_dtype)
-    return jax.lax.dot_general(a, b, (dims, ((), ())), preferred_element_type=cfg.dtype)
 
 
 def _similarities(cfg, xc, y):
