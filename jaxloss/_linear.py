@@ -481,6 +481,8 @@ def linear_softmax_cross_entropy(
     b = None if b is None else b.astype(cfg.dtype)
 
     keep, _ = label_masks(y, vocab, ignore_index, mask)
+    if tw is not None and keep is not None:  # a token not kept may hold any weight
+        tw = jnp.where(keep, tw, 0)
     if reduction == "none":
         loss, stats = _token_losses(cfg, x, k, b, hp, index)
         loss = loss[:num_tokens].reshape(y.shape)

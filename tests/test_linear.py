@@ -586,3 +586,33 @@ def test_stats_from_the_same_pass(reduction):
         ].logsumexp.sum()
     )(x)
     np.testing.assert_array_equal(g, 0.0)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_weights_of_ignored_tokens_may_hold_anything(reduction):
+    """A per-token weight of NaN or inf where the label is ignored (or `where`
+    masks the token) changes neither the loss nor any gradient."""
+    x, kernel, bias, labels = _inputs(seed=5)
+    rng = np.random.default_rng(5)
+    w = jnp.asarray(rng.uniform(0.5, 1.5, size=labels.shape), jnp.float32)
+    keep = jnp.asarray(rng.uniform(size=labels.shape) > 0.2)
+    hidden = (labels == -100) | ~keep
+    poisoned = jnp.where(hidden, jnp.nan, w).at[0, 0].set(jnp.inf)
+    poisoned = jnp.where(hidden, poisoned, w)
+
+    @jax.jit
+    def f(weight):
+        def total(x, kernel, weight):
+            out = jaxloss.linear_softmax_cross_entropy(
+                x, kernel, labels, weight=weight, where=keep, ignore_index=-100,
+                reduction=reduction, chunk_size=7,
+            )  # fmt: skip
+            return jnp.sum(out), out
+
+        return jax.grad(total, argnums=(0, 1, 2), has_aux=True)(x, kernel, weight)
+
+    (dx, dk, dw), out = f(poisoned)
+    (dx0, dk0, dw0), out0 = f(jnp.where(hidden, 0.0, w))
+    chex.assert_trees_all_close((out, dx, dk), (out0, dx0, dk0))
+    np.testing.assert_array_equal(jnp.where(hidden, dw, 0.0), 0.0)
+    chex.assert_tree_all_finite((out, dx, dk, dw))
