@@ -363,7 +363,7 @@ def _check(bad: jax.Array, message: str, x: jax.Array, keep: jax.Array | None, f
         jax.debug.callback(functools.partial(_raise_if, message), bad, low, high)
 
 
-def _kept_entries(bound: inspect.BoundArguments, x: jax.Array) -> jax.Array | None:
+def _kept_entries(bound: inspect.BoundArguments, name: str, x: jax.Array) -> jax.Array | None:
     """The entries of argument `x` that count: not masked by `where`, not of an
     example whose integer label is `ignore_index`. None: all of them.
 
@@ -371,9 +371,15 @@ def _kept_entries(bound: inspect.BoundArguments, x: jax.Array) -> jax.Array | No
     broadcasts it elementwise; the multi-class family (and the fused loss,
     whose features are on the last axis) reads it by rank, per example
     (broadcast along the class `axis`) or as a class mask (for per-example
-    arguments, an example counts if any of its classes does).
+    arguments, an example counts if any of its classes does). The pairwise
+    losses mask rows of embeddings: `x`'s by `where`, `y`'s by `y_where`
+    (or `where`).
     """
     args = bound.arguments
+    if "axis_name" in args:  # the pairwise losses: rows of [B, D] embeddings
+        rows = args.get("y_where") if name == "y" else None
+        rows = args.get("where") if rows is None else rows
+        return None if rows is None else _align(jnp.asarray(rows).astype(bool), x.shape, -1)
     multi_class = "axis" in args or "kernel" in args
     axis = args.get("axis", -1) if multi_class else None
     if multi_class and not isinstance(axis, int):  # the overlap losses: `axis` is
@@ -475,6 +481,7 @@ def checked(fn: F, *, checkify: bool = False) -> F:
         "log_targets",
         "target_logits",
         "weight",
+        "y",
     }
     functional = checkify
 
@@ -490,7 +497,7 @@ def checked(fn: F, *, checkify: bool = False) -> F:
             x = jnp.asarray(value)
             keep = None
             if name in maskable:
-                keep = _kept_entries(bound, x)
+                keep = _kept_entries(bound, name, x)
             kind = spec.get(name)
             if jnp.issubdtype(x.dtype, jnp.floating):
                 _check(jnp.isnan(x), f"`{name}` contains NaN", x, keep, functional)

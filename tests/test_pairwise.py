@@ -267,3 +267,17 @@ def test_errors_name_the_arguments():
         jaxloss.sigmoid_pairwise_loss(x, x, gamma=-1.0)
     with pytest.raises(TypeError, match="`labels` must hold integer"):
         jaxloss.sigmoid_pairwise_loss(x, x, labels=jnp.zeros(4))
+
+
+def test_checked_skips_masked_rows():
+    """`checked` finds NaN in kept rows only: padding rows may hold anything."""
+    x = jnp.ones((4, 3)).at[3, 0].set(jnp.nan)
+    y = jnp.ones((4, 3)).at[2, 1].set(jnp.nan)
+    keep = jnp.array([True, True, False, False])
+    for fn in (jaxloss.sigmoid_pairwise_loss, jaxloss.softmax_pairwise_loss):
+        out = jaxloss.checked(fn)(x, y, where=keep, reduction="mean")
+        assert np.isfinite(out)
+        with pytest.raises(ValueError, match="`x` contains NaN"):
+            jaxloss.checked(fn)(x, y, where=keep.at[3].set(True))
+    with pytest.raises(ValueError, match="`y` contains NaN"):
+        jaxloss.checked(jaxloss.sigmoid_pairwise_loss)(x, y, where=keep, y_where=~keep)
