@@ -9,21 +9,32 @@ gradient (accumulated) leave the chunk. Peak memory is one or two chunks of
 logits plus the gradients themselves, instead of the `[N, V]` logits and
 their `[N, V]` gradient.
 
+At a large V (above 32768 by default) even a short chunk of whole rows is
+big, so each chunk's rows are also split into tiles of columns, and only a
+tile of logits exists at a time (the 2-D tiling of Cut Cross-Entropy and
+tokamax): a first pass over the tiles gathers each token's row sums, and a
+second forms each tile's logits again for the gradients. Memory no longer
+grows with V, for a fourth matmul.
+
 Two ways of doing the backward pass, both in this module:
 
 * A mean or sum over tokens has one scalar cotangent, and each token's
   share of it (`1 / count`, or 1, or 0 if ignored) is known in the forward
   pass. The gradients are then computed in the forward pass (as Liger
   Kernel's FusedLinearCrossEntropy does) and scaled in the backward pass:
-  three matmuls in all, the floor of the unfused computation.
+  three matmuls in all with whole rows, the floor of the unfused
+  computation.
 * `reduction="none"` has a cotangent per token that only the backward pass
   knows, so the backward pass recomputes each chunk's logits (as Cut
-  Cross-Entropy and MaxText's vocabulary tiling do): four matmuls.
+  Cross-Entropy and MaxText's vocabulary tiling do): four matmuls (the
+  tiled path keeps its first pass's row sums, so four there too).
 
-The cross-entropy of a chunk is `integer_ce` from the plain core (`_core.py`),
-the same function `softmax_cross_entropy_with_integer_labels` uses; its
-derivative with respect to the chunk's logits comes from `jax.vjp` of it,
-so every option (smoothing, z-loss, soft cap) has its gradient by
+One per-token core serves both layouts: the loss is a function of a few
+row sums (`_RowSums`: the sum of exponentials relative to the max, the
+label's logit, the smoothing sum), which add up across tiles (`_row_loss`,
+the formula of `integer_ce` in `_core.py`); the derivative of a tile's (or
+a whole row's) logits comes from `jax.vjp` of its sums, so every option
+(smoothing, z-loss, soft cap, class weights) has its gradient by
 construction.
 """
 
@@ -57,26 +68,41 @@ from ._common import (
 from ._core import (
     accumulate_product,
     finish_integer,
-    integer_ce,
     label_masks,
-    logsumexp,
     pick,
     z_term,
 )
 
 ArrayLike = jax.typing.ArrayLike
 
-# The default chunk: 2**22 logits (16 MiB in float32), and at least 128
+# The default chunk of whole rows: 2**22 logits (16 MiB in float32), and at least 128
 # tokens so that the matmuls stay efficient at large V. Chosen by measurement
 # (`benchmarks/linear_ce.py`, README "Fused linear cross-entropy").
 _CHUNK_LOGITS = 2**22
 _MIN_CHUNK = 128
+# Where even `_MIN_CHUNK` whole rows exceed `_CHUNK_LOGITS` (V > 32768), the
+# default is tiles of 2048 tokens by about 2048 classes: measured on CPU as
+# fast as or faster than 128-token rows from V = 65536 up, in 1/2 to 1/8 of
+# their memory (`benchmarks/linear_ce.py`).
+_TILED_CHUNK = 2048
+_MIN_GROUP = 16
+
+
+class _Tiles(NamedTuple):
+    """A split of the `V` columns into `num` tiles: column `c` lies in tile
+    `(c // run) % num`. Runs of `run` adjacent columns, dealt out in
+    turn, so that a vocabulary split over devices gives each device an
+    equal share of every tile (no gather), as the strided token chunks do."""
+
+    num: int
+    run: int
 
 
 class _Config(NamedTuple):
     """The static facts of one call (the hashable, non-differentiable part)."""
 
     chunk: int  # tokens per chunk
+    tiles: _Tiles | None  # the vocabulary tiles, None for whole rows
     matmul_dtype: Any  # dtype the matmuls read: the inputs' (bf16 stays bf16)
     dtype: Any  # dtype they accumulate in, and of the loss: float32 (float64 if given)
     smoothing: bool  # label_smoothing may be non-zero
@@ -96,25 +122,30 @@ class LinearStats(NamedTuple):
     correct: jax.Array  # bool: the label's logit is the largest (accuracy)
 
 
-def _chunk_loss(cfg: _Config, u, bias, hp, index):
-    """The per-token core: `(loss, stats)` of one chunk from its pre-bias
-    logits `u: [n, V]`, `stats` None unless `cfg.stats`. Every option is a
-    term here; the loops around it only move chunks and gradients."""
+def _biased(cfg: _Config, u, bias, hp):
+    """The logits from the pre-bias ones: bias added, soft cap applied."""
     z = u if bias is None else u + bias[None, :]
     if cfg.soft_cap:
         c = hp["cap"]
         z = c * jnp.tanh(z / c)  # Gemma-2's soft cap
-    e = hp["smoothing"] if cfg.smoothing else 0.0
-    zl = hp["z_loss"] if cfg.z_loss else 0.0
-    # fresh: the gradient forms the softmax anew from the logits instead of
-    # keeping a third [n, V] buffer (on XLA:CPU; elsewhere the same program).
-    loss = integer_ce(z, index, -1, e, zl, hp.get("class_weight"), fresh=True)[0]
-    if not cfg.stats:
-        return loss, None
-    r = logsumexp(z, -1)
-    z_y = pick(z, index, -1)
-    stats = (r.lse, z_term(zl, r.lse), z_y - r.lse, (z_y >= r.m).astype(z.dtype))
-    return loss, jax.tree.map(jax.lax.stop_gradient, stats)
+    return z
+
+
+def _chunk_loss(cfg: _Config, u, bias, hp, index):
+    """The per-token core: `(loss, stats)` of one chunk from its pre-bias
+    logits `u: [n, V]`, `stats` None unless `cfg.stats`. Every option is a
+    term here; the loops around it only move chunks and gradients."""
+    z = _biased(cfg, u, bias, hp)
+    m = jax.lax.stop_gradient(jnp.max(z, 1))
+    sums = _tile_sums(cfg, z, hp.get("class_weight"), index, m)
+    return _row_loss(cfg, z.shape[1], m, sums, hp, index)
+
+
+def _stats(z_loss, lse, z_y, m):
+    """The per-token statistics (without gradients) from the row's
+    logsumexp, the label's logit and the row max."""
+    stats = (lse, z_term(z_loss, lse), z_y - lse, (z_y >= m).astype(lse.dtype))
+    return jax.tree.map(jax.lax.stop_gradient, stats)
 
 
 def _matmul(cfg, a, b, dims):
@@ -134,7 +165,7 @@ def _chunk_grads(cfg, kernel, bias, hp, carry, chunk):
     Returns the chunk's loss and input gradient; adds its kernel, bias and
     hyperparameter gradients to `carry`.
     """
-    x, index, ct = chunk
+    x, index, ct, _ = chunk
     u = _logits(cfg, x, kernel)
     loss, vjp, stats = jax.vjp(
         lambda u, b, h: _chunk_loss(cfg, u, b, h, index), u, bias, hp, has_aux=True
@@ -147,6 +178,149 @@ def _chunk_grads(cfg, kernel, bias, hp, carry, chunk):
     acc_b = None if db is None else acc_b + db
     acc_h = jax.tree.map(jnp.add, acc_h, dh)
     return (acc_k, acc_b, acc_h), (loss, dx, stats)
+
+
+# The vocabulary-tiled path. At a large V even a short chunk of whole rows
+# is big (128 tokens at V = 262144: 128 MiB of logits), so each chunk's rows
+# are split into tiles of columns too. A first pass over the tiles gathers
+# each token's row sums (an online max and sum of exponentials, as flash
+# attention keeps them, the label's logit and the smoothing sum); the loss
+# is a function of those (`_row_loss`, `integer_ce`'s formula); a second
+# pass forms each tile's logits again and turns the sums' cotangents into
+# the tile's logit gradient by `jax.vjp` of `_tile_sums`. Four matmuls
+# instead of three (the logits are formed twice), in memory that no longer
+# grows with V: the tiling of Cut Cross-Entropy and tokamax's chunked path.
+
+
+class _RowSums(NamedTuple):
+    """Sums over a token's logits that add up across tiles."""
+
+    s: jax.Array  # sum_c exp(z_c - m), relative to the row max m
+    z_y: jax.Array  # the label's logit (0 from the tiles without it)
+    wz: jax.Array  # sum_c w_c (m - z_c), the smoothing sum (0 without smoothing)
+
+
+def _grouped(a, tiles):
+    """`[..., V] -> [..., V / (num * run), num, run]`, a reshape."""
+    return a.reshape(*a.shape[:-1], -1, tiles.num, tiles.run)
+
+
+def _tile(a, t, tiles):
+    """Tile `t` of the columns (last axis) of `a`: `[..., V / num]`."""
+    a = _grouped(a, tiles)
+    return jax.lax.dynamic_index_in_dim(a, t, a.ndim - 2, keepdims=False).reshape(*a.shape[:-3], -1)
+
+
+def _update_tile(acc, t, fn, tiles):
+    """`acc` with its tile `t` replaced by `fn(tile)`, written in place."""
+    a = _grouped(acc, tiles)
+    new = fn(_tile(acc, t, tiles)).reshape(*a.shape[:-2], 1, tiles.run)
+    return jax.lax.dynamic_update_slice_in_dim(a, new, t, a.ndim - 2).reshape(acc.shape)
+
+
+def _label_column(index, t, tiles):
+    """Each label's column within tile `t`, -1 for labels in other tiles."""
+    run = index // tiles.run
+    column = (run // tiles.num) * tiles.run + index % tiles.run
+    return jnp.where(run % tiles.num == t, column, -1)
+
+
+def _tile_sums(cfg, z, w, column, m):
+    """The `_RowSums` of one tile of logits `z: [n, Vt]` (class weights `w`)."""
+    # A gather, not a masked sum: XLA:CPU would write the mask out.
+    z_y = jnp.where(column >= 0, pick(z, jnp.maximum(column, 0), 1), 0)
+    wz = jnp.zeros_like(m)
+    if cfg.smoothing:
+        gap = m[:, None] - z
+        wz = jnp.sum(gap if w is None else gap * w[None, :], 1)
+    return _RowSums(jnp.sum(jnp.exp(z - m[:, None]), 1), z_y, wz)
+
+
+def _tile_inputs(cfg, kernel, bias, hp, t):
+    """Tile `t` of the kernel's columns, the bias and the class weights."""
+    w = hp.get("class_weight")
+    return tuple(None if a is None else _tile(a, t, cfg.tiles) for a in (kernel, bias, w))
+
+
+def _row_sums(cfg, x, kernel, bias, hp, index):
+    """First pass: each token's row max and `_RowSums` over every tile."""
+
+    def body(t, carry):
+        m, sums, seen = carry
+        k, b, w = _tile_inputs(cfg, kernel, bias, hp, t)
+        z = _biased(cfg, _logits(cfg, x, k), b, hp)
+        new_m = jnp.maximum(m, jnp.max(z, 1))
+        part = _tile_sums(cfg, z, w, _label_column(index, t, cfg.tiles), new_m)
+        s = sums.s * jnp.exp(m - new_m) + part.s
+        # the smoothing sum so far, moved to the new max (nothing before the first tile)
+        wz = sums.wz + jnp.where(t > 0, new_m - m, 0) * seen + part.wz
+        seen = seen + (z.shape[1] if w is None else jnp.sum(w))
+        return new_m, _RowSums(s, sums.z_y + part.z_y, wz), seen
+
+    zero = jnp.zeros(index.shape, cfg.dtype)
+    lowest = jnp.full(index.shape, jnp.finfo(cfg.dtype).min, cfg.dtype)
+    init = (lowest, _RowSums(zero, zero, zero), jnp.zeros((), cfg.dtype))
+    m, sums, _ = jax.lax.fori_loop(0, cfg.tiles.num, body, init)
+    return m, sums
+
+
+def _row_loss(cfg, vocab, m, sums, hp, index):
+    """Per-token `(loss, stats)` from the row sums, with `lse = m + log s`:
+
+        loss = (1 - e) * w_y * (lse - z_y) + e / V * sum_c w_c (lse - z_c) + z_loss * lse ** 2
+
+    (`integer_ce`'s formula), each difference taken relative to the max so
+    that large logits keep their precision."""
+    log_s = jnp.log(sums.s)
+    w = hp.get("class_weight")
+    w_y = 1.0 if w is None else w[index]
+    loss = w_y * ((m - sums.z_y) + log_s)
+    if cfg.smoothing:
+        e = hp["smoothing"]
+        total = vocab if w is None else jnp.sum(w)
+        loss = (1 - e) * loss + e / vocab * (total * log_s + sums.wz)
+    zl = hp["z_loss"] if cfg.z_loss else 0.0
+    lse = m + log_s
+    loss = loss + z_term(zl, lse)
+    return loss, (_stats(zl, lse, sums.z_y, m) if cfg.stats else None)
+
+
+def _tiled_chunk_grads(cfg, kernel, bias, hp, carry, chunk):
+    """`_chunk_grads` for tiled rows: row sums, the loss and the sums'
+    cotangents, then each tile's logits again and their gradient."""
+    x, index, ct, rows = chunk  # rows: the first pass's (m, sums) if kept, else None
+    m, sums = _row_sums(cfg, x, kernel, bias, hp, index) if rows is None else rows
+    loss, vjp, stats = jax.vjp(
+        lambda sums, h: _row_loss(cfg, kernel.shape[1], m, sums, h, index), sums, hp, has_aux=True
+    )
+    d_sums, dh = vjp(ct.astype(loss.dtype))
+    acc_k, acc_b, acc_h = carry
+    acc_h = jax.tree.map(jnp.add, acc_h, dh)
+    cap = {key: v for key, v in hp.items() if key == "cap"}  # the tiles' only hyperparameter
+
+    def body(t, state):
+        (acc_k, acc_b, acc_h), dx = state
+        k, b, w = _tile_inputs(cfg, kernel, bias, hp, t)
+        column = _label_column(index, t, cfg.tiles)
+        _, tile_vjp = jax.vjp(
+            lambda u, b, w, h: _tile_sums(cfg, _biased(cfg, u, b, h), w, column, m),
+            _logits(cfg, x, k), b, w, cap,
+        )  # fmt: skip
+        du, db, dw, dcap = tile_vjp(d_sums)
+        dx = dx + _matmul(cfg, du, k, ((1,), (1,)))  # [n, Vt] @ [Vt, D]
+        mm = functools.partial(_matmul, cfg, dims=((0,), (0,)))
+        acc_k = _update_tile(acc_k, t, lambda a: accumulate_product(a, x, du, mm), cfg.tiles)
+        if db is not None:
+            acc_b = _update_tile(acc_b, t, lambda a: a + db, cfg.tiles)
+        acc_h = {**acc_h, **jax.tree.map(jnp.add, {key: acc_h[key] for key in cap}, dcap)}
+        if dw is not None:
+            cw = _update_tile(acc_h["class_weight"], t, lambda a: a + dw, cfg.tiles)
+            acc_h = {**acc_h, "class_weight": cw}
+        return (acc_k, acc_b, acc_h), dx
+
+    dx = jnp.zeros(x.shape, cfg.dtype)
+    carry, dx = jax.lax.fori_loop(0, cfg.tiles.num, body, ((acc_k, acc_b, acc_h), dx))
+    return carry, (loss, dx, stats)
 
 
 def _strided(a, n):
@@ -192,32 +366,39 @@ def _buffers(cfg, n_tokens, d):
     return per_token, jnp.zeros((cfg.chunk, n_tokens // cfg.chunk, d), cfg.dtype), stats
 
 
-def _scan_grads(cfg, x, kernel, bias, hp, index, ct):
+def _scan_grads(cfg, x, kernel, bias, hp, index, ct, rows=None):
     """Every chunk's loss and gradients: `(loss, dx, dkernel, dbias, dhp, stats)`.
 
-    The gradients are in `cfg.dtype` (float32, or float64).
+    The gradients are in `cfg.dtype` (float32, or float64). `rows`: the tiled
+    first pass's per-token `(m, sums)`, if kept from the forward pass.
     """
     carry = (
         jnp.zeros(kernel.shape, cfg.dtype),
         None if bias is None else jnp.zeros(bias.shape, cfg.dtype),
         jax.tree.map(jnp.zeros_like, hp),
     )
-    step = functools.partial(_chunk_grads, cfg, kernel, bias, hp)
+    grads = _chunk_grads if cfg.tiles is None else _tiled_chunk_grads
+    step = functools.partial(grads, cfg, kernel, bias, hp)
     outs = _buffers(cfg, x.shape[0], x.shape[1])
-    (dk, db, dh), (loss, dx, stats) = _loop(cfg, step, carry, (x, index, ct), outs)
+    (dk, db, dh), (loss, dx, stats) = _loop(cfg, step, carry, (x, index, ct, rows), outs)
     return loss, dx, dk, db, dh, stats
 
 
 def _scan_loss(cfg, x, kernel, bias, hp, index):
-    """Every token's loss (and statistics), one chunk of logits at a time."""
+    """Every token's loss and statistics, one chunk of logits at a time;
+    with tiles also the first pass's per-token `(m, sums)` (else None)."""
 
     def step(carry, chunk):
         xc, ic = chunk
-        return carry, _chunk_loss(cfg, _logits(cfg, xc, kernel), bias, hp, ic)
+        if cfg.tiles is None:
+            return carry, (*_chunk_loss(cfg, _logits(cfg, xc, kernel), bias, hp, ic), None)
+        m, sums = _row_sums(cfg, xc, kernel, bias, hp, ic)
+        return carry, (*_row_loss(cfg, kernel.shape[1], m, sums, hp, ic), (m, sums))
 
     loss, _, stats = _buffers(cfg, x.shape[0], 1)
-    _, (loss, stats) = _loop(cfg, step, None, (x, index), (loss, stats))
-    return loss, stats
+    rows = None if cfg.tiles is None else (loss, _RowSums(loss, loss, loss))
+    _, outs = _loop(cfg, step, None, (x, index), (loss, stats, rows))
+    return outs
 
 
 def _cast_grads(primals, grads):
@@ -229,16 +410,17 @@ def _cast_grads(primals, grads):
 # reduction="none": the cotangent is per token; the backward pass recomputes.
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _token_losses(cfg, x, kernel, bias, hp, index):
-    return _scan_loss(cfg, x, kernel, bias, hp, index)
+    return _scan_loss(cfg, x, kernel, bias, hp, index)[:2]
 
 
 def _token_losses_fwd(cfg, x, kernel, bias, hp, index):
-    return _scan_loss(cfg, x, kernel, bias, hp, index), (x, kernel, bias, hp, index)
+    loss, stats, rows = _scan_loss(cfg, x, kernel, bias, hp, index)
+    return (loss, stats), (x, kernel, bias, hp, index, rows)
 
 
 def _token_losses_bwd(cfg, res, ct):
-    x, kernel, bias, hp, index = res
-    _, dx, dk, db, dh, _ = _scan_grads(cfg, x, kernel, bias, hp, index, ct[0])  # ct[1]: stats
+    x, kernel, bias, hp, index, rows = res
+    _, dx, dk, db, dh, _ = _scan_grads(cfg, x, kernel, bias, hp, index, ct[0], rows)  # ct[1]: stats
     return (*_cast_grads((x, kernel, bias), (dx, dk, db)), dh, None)
 
 
@@ -249,7 +431,7 @@ _token_losses.defvjp(_token_losses_fwd, _token_losses_bwd)
 # gradients are computed in the forward pass and only scaled backwards.
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _weighted_sum(cfg, x, kernel, bias, hp, index, share):
-    loss, stats = _scan_loss(cfg, x, kernel, bias, hp, index)
+    loss, stats, _ = _scan_loss(cfg, x, kernel, bias, hp, index)
     return jnp.sum(share * loss), stats
 
 
@@ -270,8 +452,43 @@ def _weighted_sum_bwd(cfg, res, ct):
 _weighted_sum.defvjp(_weighted_sum_fwd, _weighted_sum_bwd)
 
 
-def _default_chunk(vocab: int) -> int:
-    return max(_MIN_CHUNK, _CHUNK_LOGITS // vocab)
+def _plan(vocab: int, num_tokens: int, chunk_size: int | None) -> tuple[int, _Tiles | None]:
+    """Tokens per chunk and the vocabulary tiles (None: whole rows).
+
+    A given `chunk_size` is whole rows of that many tokens. By default, whole
+    rows of `_CHUNK_LOGITS / V` tokens, at least `_MIN_CHUNK`; where even
+    `_MIN_CHUNK` rows exceed `_CHUNK_LOGITS` logits (V > 32768), tiles of
+    `_TILED_CHUNK` tokens by about `_CHUNK_LOGITS / _TILED_CHUNK` classes,
+    if `V` splits into such tiles."""
+    if chunk_size is not None:
+        return max(1, min(chunk_size, num_tokens)), None
+    rows = max(1, min(max(_MIN_CHUNK, _CHUNK_LOGITS // vocab), num_tokens))
+    if rows * vocab <= _CHUNK_LOGITS:
+        return rows, None
+    chunk = min(_TILED_CHUNK, num_tokens)
+    tiles = _tiles(vocab, _CHUNK_LOGITS // chunk)
+    return (chunk, tiles) if tiles is not None else (rows, None)
+
+
+def _tiles(vocab: int, width: int) -> _Tiles | None:
+    """`V` split into tiles of about `width` columns (from half as many
+    tiles to 4x as many), in runs of `_MIN_GROUP` adjacent columns (64 bytes
+    in float32: whole cache lines); None where `V` has no such split.
+
+    Preferred: splits whose runs per tile are a multiple of 8, so that a
+    vocabulary split over up to 8 devices (or any power of two dividing
+    that count) gives each device whole runs of every tile (no gather);
+    then the nearest to `width`."""
+    least = -(-vocab // width)
+    counts = range(max(2, -(-least // 2)), 4 * least + 1)
+    fits = [c for c in counts if vocab % (c * _MIN_GROUP) == 0]
+    if not fits:
+        return None
+
+    def badness(c):
+        return (vocab // (c * _MIN_GROUP) % 8 != 0, max(c / least, least / c))
+
+    return _Tiles(min(fits, key=badness), _MIN_GROUP)
 
 
 def _check_shapes(x, kernel, y, bias):
@@ -534,8 +751,10 @@ def _configure(
     (differentiated like the inputs)."""
     vocab = kernel.shape[1]
     dtype = compute_dtype(x, kernel, b)
+    chunk, tiles = _plan(vocab, num_tokens, chunk_size)
     cfg = _Config(
-        chunk=max(1, min(chunk_size or _default_chunk(vocab), num_tokens)),
+        chunk=chunk,
+        tiles=tiles,
         matmul_dtype=jnp.promote_types(x.dtype, kernel.dtype),
         dtype=dtype,
         smoothing=not is_static_zero(label_smoothing),

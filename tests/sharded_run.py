@@ -241,6 +241,60 @@ def sliced_case(report):
     report["sliced/2x4"] = {"gathers": gathered_shapes(hlo), "vocab": v}
 
 
+def tiled_case(results, report):
+    """The fused loss's vocabulary-tiled path on the 2x4 mesh, vocabulary
+    over "model": forced at V=1024 (8 tiles of 8 runs of 16 columns, every
+    option) for values and gradients against one device, and the default
+    plan at V=65536 (32 tiles) for its HLO. Neither may gather the
+    vocabulary."""
+    from jaxloss import _linear
+
+    mesh = Mesh(np.array(jax.devices()).reshape(2, 4), ("data", "model"))
+    r = np.random.default_rng(5)
+
+    def arrays(n, d, v):
+        return (
+            jnp.asarray(r.normal(size=(n, d)), jnp.float32),
+            jnp.asarray(r.normal(size=(d, v)) * 0.1, jnp.float32),
+            jnp.asarray(r.normal(size=(v,)), jnp.float32),
+            jnp.asarray(r.uniform(0.5, 2.0, size=(v,)), jnp.float32),  # class weights
+            jnp.asarray(r.integers(0, v, size=n), jnp.int32).at[::5].set(IGNORE),
+        )
+
+    def placed(a):
+        specs = (P("data", None), VOCAB, P("model"), P("model"), ROW)
+        return [jax.device_put(x, NamedSharding(mesh, s)) for x, s in zip(a, specs, strict=True)]
+
+    def grads(x, k, b, w, y):
+        def mean(x, k, b, w):
+            return jaxloss.linear_softmax_cross_entropy(
+                x, k, y, bias=b, ignore_index=IGNORE, label_smoothing=0.1, z_loss=1e-3,
+                logit_soft_cap=5.0, class_weight=w, reduction="mean",
+            )  # fmt: skip
+
+        return jax.value_and_grad(mean, argnums=(0, 1, 2, 3))(x, k, b, w)
+
+    saved = _linear._TILED_CHUNK, _linear._CHUNK_LOGITS
+    _linear._TILED_CHUNK, _linear._CHUNK_LOGITS = 8, 8 * 64
+    try:
+        assert _linear._plan(1024, 64, None) == (8, (8, 16))
+        small = arrays(64, 16, 1024)
+        plain = jax.jit(grads)(*small)
+        compiled = jax.jit(grads).lower(*placed(small)).compile()
+        sharded = compiled(*placed(small))
+    finally:
+        _linear._TILED_CHUNK, _linear._CHUNK_LOGITS = saved
+    for i, (a, b) in enumerate(zip(jax.tree.leaves(sharded), jax.tree.leaves(plain), strict=True)):
+        results[f"tiled/2x4/{i}/sharded"] = np.asarray(a)
+        results[f"tiled/2x4/{i}/plain"] = np.asarray(b)
+    report["tiled/2x4"] = {"gathers": gathered_shapes(compiled.as_text()), "vocab": 1024}
+    assert _linear._plan(65536, 2048, None) == (2048, (32, 16))
+    big = [jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=x.sharding)
+           for a, x in zip(arrays(2048, 64, 65536), placed(arrays(8, 64, 65536)), strict=True)]  # fmt: skip
+    hlo = jax.jit(grads).lower(*big).compile().as_text()
+    report["tiled-default/2x4"] = {"gathers": gathered_shapes(hlo), "vocab": 65536}
+
+
 def main(out_path):
     assert jax.device_count() == 8, "set XLA_FLAGS before importing JAX"
     results, report = {}, {}
@@ -267,6 +321,7 @@ def main(out_path):
     report.update(collective_counts())
     pairwise_cases(results, report)
     sliced_case(report)
+    tiled_case(results, report)
     # A control that does gather the logits, so the HLO check can be seen to fail.
     mesh = Mesh(np.array(jax.devices()).reshape(2, 4), ("data", "model"))
     placed = jax.device_put(CASES["softmax_cross_entropy"][1][0], NamedSharding(mesh, BOTH))

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from jax import export
 
+import jaxloss
 from tests.losses import FUSED, PAIRWISE, REGISTRY
 
 PACKAGE = pathlib.Path(__file__).parent.parent / "jaxloss"
@@ -82,12 +83,40 @@ def data_dependent_conditionals(text):
     return bad
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_accelerator_programs_are_clean(name):
-    text = _exported_text(name)
+def assert_clean(text):
     assert "optimization_barrier" not in text
     assert not re.search(r"custom_call @\w*callback", text), re.findall(r"custom_call @\w+", text)
     assert data_dependent_conditionals(text) == []
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_accelerator_programs_are_clean(name):
+    assert_clean(_exported_text(name))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_the_vocabulary_tiled_fused_loss_is_clean(reduction):
+    """The fused loss's vocabulary tiles (its default at V = 65536) in the
+    cuda and tpu programs: loops over chunks and over tiles, with no
+    barrier, callback or data-dependent conditional."""
+    x = jax.ShapeDtypeStruct((4096, 64), jnp.float32)
+    k = jax.ShapeDtypeStruct((64, 65536), jnp.float32)
+    y = jax.ShapeDtypeStruct((4096,), jnp.int32)
+
+    def value_and_grad(x, k, y):
+        def total(x, k):
+            out = jaxloss.linear_softmax_cross_entropy(
+                x, k, y, label_smoothing=0.1, z_loss=1e-4, logit_soft_cap=30.0,
+                reduction=reduction,
+            )  # fmt: skip
+            return jnp.sum(out)
+
+        return jax.value_and_grad(total, argnums=(0, 1))(x, k)
+
+    exported = export.export(jax.jit(value_and_grad), platforms=("cuda", "tpu"))(x, k, y)
+    text = exported.mlir_module()
+    assert_clean(text)
+    assert text.count("stablehlo.while") >= 2  # chunks of tokens, and tiles within them
 
 
 def test_the_conditional_check_can_fail():

@@ -103,6 +103,10 @@ def test_matches_torch(case, arrays):
     ignore_index is -100 throughout (only the ignore cases' labels hold -100),
     so the 21 cases compile 12 programs, one per reduction, bias and cap.
     The static-zero paths are held to the naive composition below."""
+    _check_torch_case(case, arrays, value_and_grads, chunk_size=4)
+
+
+def _check_torch_case(case, arrays, run, chunk_size):
     i = case["id"].split("-")[1]
     opts = {
         "reduction": case["reduction"],
@@ -113,14 +117,14 @@ def test_matches_torch(case, arrays):
     if "logit_soft_cap" in case:
         opts["logit_soft_cap"] = jnp.float32(case["logit_soft_cap"])
     bias = jnp.asarray(arrays["bias"]) if case.get("bias") else None
-    out, dx, dk, db = value_and_grads(
+    out, dx, dk, db = run(
         fused,
         jnp.asarray(arrays["inputs"]),
         jnp.asarray(arrays["kernel"]),
         bias,
         jnp.asarray(arrays[f"{i}/labels"]),
         jnp.asarray(arrays[f"{i}/cot"]),
-        chunk_size=4,
+        chunk_size=chunk_size,
         **opts,
     )
     f32 = lambda k: arrays[f"{i}/{k}"].astype(np.float32)  # noqa: E731
@@ -139,12 +143,14 @@ def _option_cases():
     return [pytest.param(c, arrays, id=c["id"]) for c in json.loads(str(arrays["meta"]))]
 
 
-@functools.partial(jax.jit, static_argnames=("reduction",))
-def _options_value_and_grads(x, kernel, bias, labels, cot, cw, tw, e, normalizer, reduction):
+@functools.partial(jax.jit, static_argnames=("reduction", "chunk_size"))
+def _options_value_and_grads(
+    x, kernel, bias, labels, cot, cw, tw, e, normalizer, reduction, chunk_size=5
+):
     def f(x, kernel, bias, cw, tw):
         out = jaxloss.linear_softmax_cross_entropy(
             x, kernel, labels, bias=bias, class_weight=cw, weight=tw, ignore_index=-100,
-            label_smoothing=e, reduction=reduction, normalizer=normalizer, chunk_size=5,
+            label_smoothing=e, reduction=reduction, normalizer=normalizer, chunk_size=chunk_size,
         )  # fmt: skip
         return jnp.sum(out * cot), out
 
@@ -158,10 +164,14 @@ def test_options_match_torch(case, arrays):
     formula for their gradient), per-token weights and a given normalizer:
     values and the gradients for inputs, kernel, bias, class and token
     weights."""
+    _check_option_case(case, arrays, _options_value_and_grads, chunk_size=5)
+
+
+def _check_option_case(case, arrays, run, chunk_size):
     i = case["id"].split("-")[1]
     tw = jnp.asarray(arrays["weight"]) if case.get("weight") else None
     norm = case.get("normalizer")
-    grads, out = _options_value_and_grads(
+    grads, out = run(
         *(jnp.asarray(arrays[k]) for k in ("inputs", "kernel", "bias")),
         jnp.asarray(arrays[f"{i}/labels"]),
         jnp.asarray(arrays[f"{i}/cot"]),
@@ -170,6 +180,7 @@ def test_options_match_torch(case, arrays):
         jnp.float32(case.get("label_smoothing", 0.0)),
         None if norm is None else jnp.float32(norm),
         reduction=case["reduction"],
+        chunk_size=chunk_size,
     )
     f32 = lambda k: arrays[f"{i}/{k}"].astype(np.float32)  # noqa: E731
     chex.assert_trees_all_close(out, f32("expected"), rtol=1e-5, atol=1e-6)
@@ -177,6 +188,105 @@ def test_options_match_torch(case, arrays):
     for name, g in zip(names, grads, strict=True):
         if f"{i}/d{name}" in arrays:
             chex.assert_trees_all_close(g, f32(f"d{name}"), rtol=1e-4, atol=1e-5)
+
+
+# --------------------------------------------------------------------------
+# The vocabulary-tiled path: the default above V = 32768, forced here at test
+# sizes by shrinking the plan's constants.
+
+
+@pytest.fixture
+def tiles(monkeypatch):
+    """`use(chunk, width, group)`: the default plan tiles every vocabulary it
+    can split, in chunks of `chunk` tokens and tiles of about `width`
+    columns in runs of `group`; returns the planning function."""
+    from jaxloss import _linear
+
+    def use(chunk, width, group):
+        monkeypatch.setattr(_linear, "_TILED_CHUNK", chunk)
+        monkeypatch.setattr(_linear, "_CHUNK_LOGITS", chunk * width)
+        monkeypatch.setattr(_linear, "_MIN_GROUP", group)
+        return _linear._plan
+
+    return use
+
+
+# Programs traced only under `tiles` (jit caches by function and arguments,
+# not by module constants), shared by the cases below.
+_tiled_value_and_grads = jax.jit(value_and_grads.__wrapped__, static_argnames=("fn", *_STATIC))
+_tiled_options = jax.jit(
+    _options_value_and_grads.__wrapped__, static_argnames=("reduction", "chunk_size")
+)
+
+
+@pytest.mark.xdist_group("linear_torch")
+@pytest.mark.parametrize("case,arrays", _torch_cases())
+def test_tiled_matches_torch(case, arrays, tiles):
+    """PyTorch's values and gradients with every row split into tiles: V = 11
+    (prime) in 11 tiles of one column, chunks of 4 of the 21 tokens."""
+    assert tiles(4, 4, 1)(11, 21, None) == (4, (11, 1))
+    _check_torch_case(case, arrays, _tiled_value_and_grads, chunk_size=None)
+
+
+@pytest.mark.xdist_group("linear_torch")
+@pytest.mark.parametrize("case,arrays", _option_cases())
+def test_tiled_options_match_torch(case, arrays, tiles):
+    """Class weights, token weights, normalizer and smoothing against PyTorch
+    with V = 9 in 3 tiles of the columns {t, t + 3, t + 6}."""
+    assert tiles(5, 3, 1)(9, 12, None) == (5, (3, 1))
+    _check_option_case(case, arrays, _tiled_options, chunk_size=None)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_tiled_matches_naive(reduction, tiles):
+    """Every option at once (bias, ignore_index, smoothing, z-loss, soft cap,
+    class weights) against the materialised logits, with V = 96 in 4 tiles
+    of 3 runs of 8 columns (the runs of one tile are 32 columns apart)."""
+    assert tiles(6, 24, 8)(96, 39, None) == (6, (4, 8))
+    x, kernel, bias, labels = _inputs(seed=6, v=96)
+    cw = jnp.asarray(np.random.default_rng(6).uniform(0.5, 2.0, 96), jnp.float32)
+    kw = dict(ALL, reduction=reduction, class_weight=cw)
+    got = _tiled_value_and_grads(fused, x, kernel, bias, labels, _cot(reduction), **kw)
+    want = value_and_grads(naive, x, kernel, bias, labels, _cot(reduction), **kw)
+    assert_same(got, want)
+
+
+def test_tiled_large_logits_keep_their_precision(tiles):
+    """Logits near 1e30 (the row sums are taken relative to the max): two
+    tied classes at the top give log 2, with smoothing."""
+    assert tiles(2, 4, 2)(16, 4, None) == (2, (4, 2))
+    x = jnp.ones((4, 1))
+    kernel = jnp.zeros((1, 16)).at[0, 3].set(1e30).at[0, 9].set(1e30)
+    labels = jnp.array([3, 9, 3, 9])
+    loss = jaxloss.linear_softmax_cross_entropy(x, kernel, labels, reduction="mean")
+    np.testing.assert_allclose(loss, np.log(2.0), rtol=1e-6)
+    smooth = jaxloss.linear_softmax_cross_entropy(
+        x, kernel, labels, label_smoothing=0.5, reduction="mean"
+    )
+    # half the mass on the label (log 2), half spread: lse - z_c is log 2 for
+    # the two tied classes and 1e30 + log 2 for the other 14
+    want = 0.5 * np.log(2) + 0.5 * (16 * np.log(2) + 14e30) / 16
+    np.testing.assert_allclose(smooth, want, rtol=1e-6)
+
+
+def test_the_default_plan():
+    """Whole rows up to V = 32768 and wherever V does not split into runs of
+    16 columns; tiles of 2048 tokens by about 2048 classes above, whose runs
+    per tile split evenly over 8 devices where V allows; a given chunk_size
+    is always whole rows."""
+    from jaxloss._linear import _plan
+
+    assert _plan(32768, 4096, None) == (128, None)
+    assert _plan(50257, 4096, None) == (128, None)  # GPT-2: 29 * 1733
+    assert _plan(151936, 4096, None) == (128, None)  # Qwen: 2**7 * 1187
+    assert _plan(65536, 4096, None) == (2048, (32, 16))
+    assert _plan(262144, 100, None) == (100, (8, 16))  # few tokens: wider tiles
+    assert _plan(128256, 4096, None) == (2048, (167, 16))  # Llama 3: runs of 48 per tile
+    assert _plan(262144, 4096, 512) == (512, None)
+    for vocab in (65536, 100352, 131072, 256000, 262144):
+        chunk, t = _plan(vocab, 4096, None)
+        assert chunk == 2048 and vocab % (t.num * t.run) == 0
+        assert vocab // t.num <= 2 * 2048 and vocab // (t.num * t.run) % 8 == 0
 
 
 # --------------------------------------------------------------------------
@@ -447,6 +557,30 @@ def test_temp_memory_at_the_target_shape_and_its_growth_with_n():
     assert grown <= 1.05 * (16384 - 4096) * d * 4, grown
 
 
+def test_tiled_temp_memory_at_a_large_vocabulary():
+    """At V = 262144 (N = 4096, D = 512: 4 GiB of logits) the default tiles
+    keep the compiled temporary memory of the mean and of reduction="none"
+    under 1/64 of the logits and 1/4 of 128-token whole rows, and more
+    tokens add less than their input gradient."""
+    n, d, v = 4096, 512, 262144
+
+    def loss(reduction, chunk_size=None):
+        def f(x, kernel, labels):
+            out = jaxloss.linear_softmax_cross_entropy(
+                x, kernel, labels, reduction=reduction, chunk_size=chunk_size
+            )
+            return jnp.mean(out)
+
+        return f
+
+    rows = _temp_bytes(loss("mean", 128), n, d, v)
+    for reduction in ("mean", "none"):
+        tiled = _temp_bytes(loss(reduction), n, d, v)
+        assert tiled <= n * v * 4 / 64 and tiled <= rows / 4, (reduction, tiled, rows)
+    grown = _temp_bytes(loss("mean"), 4 * n, d, v) - _temp_bytes(loss("mean"), n, d, v)
+    assert grown <= 3 * n * d * 4, grown
+
+
 def test_cpu_accumulation_equals_the_plain_core():
     """On XLA:CPU the kernel gradient is accumulated a slice of rows at a
     time (`_cpu.accumulate_product`: 32 rows of D at V = 65536); GPUs and
@@ -554,17 +688,20 @@ def test_normalizer_only_for_the_mean():
         )
 
 
+@pytest.mark.parametrize("tiled", [False, True], ids=["rows", "tiles"])
 @pytest.mark.parametrize("reduction", ["none", "mean"])
-def test_stats_from_the_same_pass(reduction):
+def test_stats_from_the_same_pass(reduction, tiled, tiles):
     """logsumexp, the z-loss term, the label's log-probability and whether
     its logit is the largest, against float64 NumPy on the materialised
-    logits; ignored tokens hold 0 / False; the loss is unchanged."""
+    logits; ignored tokens hold 0 / False; the loss is unchanged. Whole rows
+    in chunks of 7, or 5 tiles of 5 runs of 2 columns in chunks of 4."""
+    if tiled:
+        assert tiles(4, 12, 2)(V, 39, None) == (4, (5, 2))
     x, kernel, bias, labels = _inputs(seed=4)
     kw = dict(bias=bias, ignore_index=-100, z_loss=1e-3, logit_soft_cap=5.0, reduction=reduction)
-    plain = jaxloss.linear_softmax_cross_entropy(x, kernel, labels, chunk_size=7, **kw)
-    loss, stats = jaxloss.linear_softmax_cross_entropy(
-        x, kernel, labels, chunk_size=7, return_stats=True, **kw
-    )
+    kw["chunk_size"] = None if tiled else 7
+    plain = jaxloss.linear_softmax_cross_entropy(x, kernel, labels, **kw)
+    loss, stats = jaxloss.linear_softmax_cross_entropy(x, kernel, labels, return_stats=True, **kw)
     chex.assert_trees_all_close(loss, plain)
     z = np.asarray(x, np.float64) @ np.asarray(kernel, np.float64) + np.asarray(bias, np.float64)
     z = 5.0 * np.tanh(z / 5.0)
