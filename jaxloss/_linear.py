@@ -75,15 +75,17 @@ from ._core import (
 
 ArrayLike = jax.typing.ArrayLike
 
-# The default chunk of whole rows: 2**22 logits (16 MiB in float32), and at least 128
-# tokens so that the matmuls stay efficient at large V. Chosen by measurement
-# (`benchmarks/linear_ce.py`, README "Fused linear cross-entropy").
-_CHUNK_LOGITS = 2**22
+# The default chunk of whole rows: 2**23 logits (32 MiB in float32; 256
+# tokens at V = 32768), and at least 128 tokens so that the matmuls stay
+# efficient at large V. Chosen by measurement (`benchmarks/linear_ce.py`,
+# the docs' Performance page).
+_ROW_LOGITS = 2**23
 _MIN_CHUNK = 128
-# Where even `_MIN_CHUNK` whole rows exceed `_CHUNK_LOGITS` (V > 32768), the
-# default is tiles of 2048 tokens by about 2048 classes: measured on CPU as
-# fast as or faster than 128-token rows from V = 65536 up, in 1/2 to 1/8 of
-# their memory (`benchmarks/linear_ce.py`).
+# Where even `_MIN_CHUNK` whole rows exceed `_ROW_LOGITS` (V > 65536), the
+# default is tiles of `_TILED_CHUNK` tokens by about `_TILE_LOGITS /
+# _TILED_CHUNK` classes (2048 x 2048): memory that no longer grows with V,
+# measured on CPU at about the time of 128-token rows.
+_TILE_LOGITS = 2**22
 _TILED_CHUNK = 2048
 _MIN_GROUP = 16
 
@@ -123,22 +125,46 @@ class LinearStats(NamedTuple):
 
 
 def _biased(cfg: _Config, u, bias, hp):
-    """The logits from the pre-bias ones: bias added, soft cap applied."""
-    z = u if bias is None else u + bias[None, :]
+    """The logits from the pre-bias ones: bias added (along the rows of a
+    chunk, or per token for the labels' logits), soft cap applied."""
+    z = u if bias is None else u + bias.reshape((1,) * (u.ndim - bias.ndim) + bias.shape)
     if cfg.soft_cap:
         c = hp["cap"]
         z = c * jnp.tanh(z / c)  # Gemma-2's soft cap
     return z
 
 
-def _chunk_loss(cfg: _Config, u, bias, hp, index):
+def _chunk_loss(cfg: _Config, u, u_y, bias, hp, index):
     """The per-token core: `(loss, stats)` of one chunk from its pre-bias
     logits `u: [n, V]`, `stats` None unless `cfg.stats`. Every option is a
-    term here; the loops around it only move chunks and gradients."""
+    term here; the loops around it only move chunks and gradients.
+
+    `u_y`: the labels' pre-bias logits if computed apart (`_label_logits`),
+    else None (read from `u`)."""
     z = _biased(cfg, u, bias, hp)
+    if u_y is None:
+        z_y = pick(z, index, 1)
+    else:
+        z_y = _biased(cfg, u_y, None if bias is None else bias[index], hp)
     m = jax.lax.stop_gradient(jnp.max(z, 1))
-    sums = _tile_sums(cfg, z, hp.get("class_weight"), index, m)
+    sums = _tile_sums(cfg, z, hp.get("class_weight"), z_y, m)
     return _row_loss(cfg, z.shape[1], m, sums, hp, index)
+
+
+def _label_logits(cfg, x, kernel, index):
+    """`[n]`: each token's pre-bias logit for its label, from the label's
+    column of the kernel (`[n, D]`, gathered), not from the chunk's logits.
+
+    So that the chunk's `[n, V]` logits are not read after their softmax is
+    formed, and XLA can write the logit gradient into their buffer: one
+    chunk of logits alive instead of two. With `return_stats` the label's
+    logit is read from the logits (whether it is the largest must compare
+    numbers from the same matmul)."""
+    if cfg.stats:
+        return None
+    columns = jnp.take(kernel, index, axis=1).T  # [n, D]
+    a, b = x.astype(cfg.matmul_dtype), columns.astype(cfg.matmul_dtype)
+    return jnp.einsum("nd,nd->n", a, b, preferred_element_type=cfg.dtype), columns
 
 
 def _stats(z_loss, lse, z_y, m):
@@ -167,14 +193,20 @@ def _chunk_grads(cfg, kernel, bias, hp, carry, chunk):
     """
     x, index, ct, _ = chunk
     u = _logits(cfg, x, kernel)
+    apart = _label_logits(cfg, x, kernel, index)
+    u_y, columns = (None, None) if apart is None else apart
     loss, vjp, stats = jax.vjp(
-        lambda u, b, h: _chunk_loss(cfg, u, b, h, index), u, bias, hp, has_aux=True
-    )
-    du, db, dh = vjp(ct.astype(loss.dtype))
+        lambda u, u_y, b, h: _chunk_loss(cfg, u, u_y, b, h, index), u, u_y, bias, hp,
+        has_aux=True,
+    )  # fmt: skip
+    du, du_y, db, dh = vjp(ct.astype(loss.dtype))
     dx = _matmul(cfg, du, kernel, ((1,), (1,)))  # [n, V] @ [V, D]
     acc_k, acc_b, acc_h = carry
     # acc_k + [D, n] @ [n, V], the product added where it is formed
     acc_k = accumulate_product(acc_k, x, du, lambda a, b: _matmul(cfg, a, b, ((0,), (0,))))
+    if du_y is not None:  # the labels' logits, through their kernel columns
+        dx = dx + du_y[:, None] * columns.astype(cfg.dtype)
+        acc_k = acc_k.at[:, index].add((du_y[:, None] * x.astype(cfg.dtype)).T)
     acc_b = None if db is None else acc_b + db
     acc_h = jax.tree.map(jnp.add, acc_h, dh)
     return (acc_k, acc_b, acc_h), (loss, dx, stats)
@@ -218,17 +250,17 @@ def _update_tile(acc, t, fn, tiles):
     return jax.lax.dynamic_update_slice_in_dim(a, new, t, a.ndim - 2).reshape(acc.shape)
 
 
-def _label_column(index, t, tiles):
-    """Each label's column within tile `t`, -1 for labels in other tiles."""
+def _tile_labels(z, index, t, tiles):
+    """Each label's logit in tile `t` of logits `z`, 0 for labels in other
+    tiles (a gather: a masked sum would be written out by XLA:CPU)."""
     run = index // tiles.run
     column = (run // tiles.num) * tiles.run + index % tiles.run
-    return jnp.where(run % tiles.num == t, column, -1)
+    return jnp.where(run % tiles.num == t, pick(z, column, 1), 0)
 
 
-def _tile_sums(cfg, z, w, column, m):
-    """The `_RowSums` of one tile of logits `z: [n, Vt]` (class weights `w`)."""
-    # A gather, not a masked sum: XLA:CPU would write the mask out.
-    z_y = jnp.where(column >= 0, pick(z, jnp.maximum(column, 0), 1), 0)
+def _tile_sums(cfg, z, w, z_y, m):
+    """The `_RowSums` of one tile of logits `z: [n, Vt]` (class weights `w`)
+    and the labels' logits in it `z_y`."""
     wz = jnp.zeros_like(m)
     if cfg.smoothing:
         gap = m[:, None] - z
@@ -250,7 +282,7 @@ def _row_sums(cfg, x, kernel, bias, hp, index):
         k, b, w = _tile_inputs(cfg, kernel, bias, hp, t)
         z = _biased(cfg, _logits(cfg, x, k), b, hp)
         new_m = jnp.maximum(m, jnp.max(z, 1))
-        part = _tile_sums(cfg, z, w, _label_column(index, t, cfg.tiles), new_m)
+        part = _tile_sums(cfg, z, w, _tile_labels(z, index, t, cfg.tiles), new_m)
         s = sums.s * jnp.exp(m - new_m) + part.s
         # the smoothing sum so far, moved to the new max (nothing before the first tile)
         wz = sums.wz + jnp.where(t > 0, new_m - m, 0) * seen + part.wz
@@ -301,11 +333,12 @@ def _tiled_chunk_grads(cfg, kernel, bias, hp, carry, chunk):
     def body(t, state):
         (acc_k, acc_b, acc_h), dx = state
         k, b, w = _tile_inputs(cfg, kernel, bias, hp, t)
-        column = _label_column(index, t, cfg.tiles)
-        _, tile_vjp = jax.vjp(
-            lambda u, b, w, h: _tile_sums(cfg, _biased(cfg, u, b, h), w, column, m),
-            _logits(cfg, x, k), b, w, cap,
-        )  # fmt: skip
+
+        def sums(u, b, w, h):
+            z = _biased(cfg, u, b, h)
+            return _tile_sums(cfg, z, w, _tile_labels(z, index, t, cfg.tiles), m)
+
+        _, tile_vjp = jax.vjp(sums, _logits(cfg, x, k), b, w, cap)
         du, db, dw, dcap = tile_vjp(d_sums)
         dx = dx + _matmul(cfg, du, k, ((1,), (1,)))  # [n, Vt] @ [Vt, D]
         mm = functools.partial(_matmul, cfg, dims=((0,), (0,)))
@@ -391,7 +424,7 @@ def _scan_loss(cfg, x, kernel, bias, hp, index):
     def step(carry, chunk):
         xc, ic = chunk
         if cfg.tiles is None:
-            return carry, (*_chunk_loss(cfg, _logits(cfg, xc, kernel), bias, hp, ic), None)
+            return carry, (*_chunk_loss(cfg, _logits(cfg, xc, kernel), None, bias, hp, ic), None)
         m, sums = _row_sums(cfg, xc, kernel, bias, hp, ic)
         return carry, (*_row_loss(cfg, kernel.shape[1], m, sums, hp, ic), (m, sums))
 
@@ -452,21 +485,25 @@ def _weighted_sum_bwd(cfg, res, ct):
 _weighted_sum.defvjp(_weighted_sum_fwd, _weighted_sum_bwd)
 
 
-def _plan(vocab: int, num_tokens: int, chunk_size: int | None) -> tuple[int, _Tiles | None]:
+def _plan(
+    vocab: int, num_tokens: int, chunk_size: int | None, bias: bool = False
+) -> tuple[int, _Tiles | None]:
     """Tokens per chunk and the vocabulary tiles (None: whole rows).
 
     A given `chunk_size` is whole rows of that many tokens. By default, whole
-    rows of `_CHUNK_LOGITS / V` tokens, at least `_MIN_CHUNK`; where even
-    `_MIN_CHUNK` rows exceed `_CHUNK_LOGITS` logits (V > 32768), tiles of
-    `_TILED_CHUNK` tokens by about `_CHUNK_LOGITS / _TILED_CHUNK` classes,
+    rows of `_ROW_LOGITS / V` tokens (half as many with a bias: XLA then
+    keeps the logits beside their biased copy), at least `_MIN_CHUNK`; where
+    even `_MIN_CHUNK` rows exceed `_ROW_LOGITS` logits (V > 65536), tiles of
+    `_TILED_CHUNK` tokens by about `_TILE_LOGITS / _TILED_CHUNK` classes,
     if `V` splits into such tiles."""
     if chunk_size is not None:
         return max(1, min(chunk_size, num_tokens)), None
-    rows = max(1, min(max(_MIN_CHUNK, _CHUNK_LOGITS // vocab), num_tokens))
-    if rows * vocab <= _CHUNK_LOGITS:
+    budget = _ROW_LOGITS // 2 if bias else _ROW_LOGITS
+    rows = max(1, min(max(_MIN_CHUNK, budget // vocab), num_tokens))
+    if min(_MIN_CHUNK, num_tokens) * vocab <= _ROW_LOGITS:
         return rows, None
     chunk = min(_TILED_CHUNK, num_tokens)
-    tiles = _tiles(vocab, _CHUNK_LOGITS // chunk)
+    tiles = _tiles(vocab, max(1, _TILE_LOGITS // chunk))
     return (chunk, tiles) if tiles is not None else (rows, None)
 
 
@@ -551,19 +588,32 @@ def linear_softmax_cross_entropy(
     ``reduction="mean"`` divides the sum by ``normalizer`` if given, else by
     the sum of ``t * w[y]`` over kept tokens (the count without weights):
     PyTorch's ``F.linear_cross_entropy`` and ``F.cross_entropy`` with
-    ``weight``, ``ignore_index`` and ``label_smoothing``.
+    ``weight``, ``ignore_index`` and ``label_smoothing``. For
+    language-model heads and extreme classifiers with a large ``V``.
 
-    for language-model heads and extreme classifiers with a large ``V``.
+    Memory model: the tokens are processed in chunks; each chunk's logits
+    are formed, used for the loss and the gradients, and dropped; the kernel
+    gradient is accumulated in place.
 
-    Memory model: the tokens are processed ``chunk_size`` at a time; each
-    chunk's ``[chunk_size, V]`` logits are formed, used for the loss and the
-    gradients, and dropped; the kernel gradient is accumulated in place.
-    Peak temporary memory of a jitted value-and-grad is about two chunks of
-    logits, ``2 * chunk_size * V`` floats, plus (for ``"mean"`` and
-    ``"sum"``) the ``[N, D]`` input gradient, instead of the naive
-    ``2 * N * V`` (logits and their gradient): at N=4096, D=512, V=32768,
-    40 MiB, 1/12.7 of the logits' ``N * V * 4`` bytes (naive: 2x), at about
-    1.05x the naive time on 2 CPU cores; see the Performance page.
+    - Whole rows (the default up to V = 32768, and whenever ``chunk_size``
+      is given): a chunk is ``[chunk_size, V]`` and the peak temporary
+      memory of a jitted value-and-grad is about two chunks of logits,
+      ``2 * chunk_size * V`` floats, plus (for ``"mean"`` and ``"sum"``) the
+      ``[N, D]`` input gradient, instead of the naive ``2 * N * V`` (logits
+      and their gradient): 40 MiB at N=4096, D=512, V=32768, 1/12.7 of the
+      logits' ``N * V * 4`` bytes.
+    - Vocabulary tiles (the default above V = 32768): chunks of 2048 tokens
+      whose rows are split into tiles of about 2048 classes. A first pass
+      over the tiles gathers each token's logsumexp and label logit, a
+      second forms each tile's logits again for the gradients: a fourth
+      matmul, in memory that no longer grows with V (two tiles of logits
+      and one tile of the kernel, 52 MiB at N=4096, D=512, V=262144, 1/79 of
+      the logits). A tile holds runs of 16 adjacent classes dealt out in
+      turn, so a vocabulary split over devices stays split; a ``V`` without
+      such a split (a prime, say) keeps whole rows of 128 tokens.
+
+    The Performance page has the times against the naive loss and the
+    peers.
 
     Gradients for ``inputs``, ``kernel``, ``bias`` (and the traced
     hyperparameters) come from a ``jax.custom_vjp``:
@@ -621,10 +671,11 @@ def linear_softmax_cross_entropy(
         batch's loss and gradients.
       where: per-token mask; masked tokens give 0, leave the mean and get
         zero gradients whatever their inputs hold.
-      chunk_size: tokens per chunk. None picks ``max(128, 2**22 // V)``
-        tokens (a 16 MiB float32 chunk of logits; 128 tokens at V=32768),
-        measured on CPU (``benchmarks/linear_ce.py``). Smaller chunks save
-        memory, larger ones can be faster; on GPUs and TPUs, whose
+      chunk_size: tokens per chunk of whole rows. None picks whole rows of
+        ``max(128, 2**22 // V)`` tokens up to V = 32768 (a 16 MiB float32
+        chunk of logits) and vocabulary tiles above, both measured on CPU
+        (``benchmarks/linear_ce.py``). Smaller chunks save memory, larger
+        ones can be faster; with whole rows on GPUs and TPUs, whose
         flops-to-bandwidth balance is higher, use 512 or more (the
         Performance page has the roofline).
       return_stats: also return per-token statistics from the same pass.
@@ -751,7 +802,7 @@ def _configure(
     (differentiated like the inputs)."""
     vocab = kernel.shape[1]
     dtype = compute_dtype(x, kernel, b)
-    chunk, tiles = _plan(vocab, num_tokens, chunk_size)
+    chunk, tiles = _plan(vocab, num_tokens, chunk_size, bias=b is not None)
     cfg = _Config(
         chunk=chunk,
         tiles=tiles,

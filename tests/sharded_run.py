@@ -245,7 +245,7 @@ def tiled_case(results, report):
     """The fused loss's vocabulary-tiled path on the 2x4 mesh, vocabulary
     over "model": forced at V=1024 (8 tiles of 8 runs of 16 columns, every
     option) for values and gradients against one device, and the default
-    plan at V=65536 (32 tiles) for its HLO. Neither may gather the
+    plan at V=131072 (64 tiles) for its HLO. Neither may gather the
     vocabulary."""
     from jaxloss import _linear
 
@@ -274,8 +274,8 @@ def tiled_case(results, report):
 
         return jax.value_and_grad(mean, argnums=(0, 1, 2, 3))(x, k, b, w)
 
-    saved = _linear._TILED_CHUNK, _linear._CHUNK_LOGITS
-    _linear._TILED_CHUNK, _linear._CHUNK_LOGITS = 8, 8 * 64
+    saved = _linear._TILED_CHUNK, _linear._ROW_LOGITS, _linear._TILE_LOGITS
+    _linear._TILED_CHUNK, _linear._ROW_LOGITS, _linear._TILE_LOGITS = 8, 8 * 64, 8 * 64
     try:
         assert _linear._plan(1024, 64, None) == (8, (8, 16))
         small = arrays(64, 16, 1024)
@@ -283,16 +283,16 @@ def tiled_case(results, report):
         compiled = jax.jit(grads).lower(*placed(small)).compile()
         sharded = compiled(*placed(small))
     finally:
-        _linear._TILED_CHUNK, _linear._CHUNK_LOGITS = saved
+        _linear._TILED_CHUNK, _linear._ROW_LOGITS, _linear._TILE_LOGITS = saved
     for i, (a, b) in enumerate(zip(jax.tree.leaves(sharded), jax.tree.leaves(plain), strict=True)):
         results[f"tiled/2x4/{i}/sharded"] = np.asarray(a)
         results[f"tiled/2x4/{i}/plain"] = np.asarray(b)
     report["tiled/2x4"] = {"gathers": gathered_shapes(compiled.as_text()), "vocab": 1024}
-    assert _linear._plan(65536, 2048, None) == (2048, (32, 16))
+    assert _linear._plan(131072, 2048, None) == (2048, (64, 16))
     big = [jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=x.sharding)
-           for a, x in zip(arrays(2048, 64, 65536), placed(arrays(8, 64, 65536)), strict=True)]  # fmt: skip
+           for a, x in zip(arrays(2048, 64, 131072), placed(arrays(8, 64, 131072)), strict=True)]  # fmt: skip
     hlo = jax.jit(grads).lower(*big).compile().as_text()
-    report["tiled-default/2x4"] = {"gathers": gathered_shapes(hlo), "vocab": 65536}
+    report["tiled-default/2x4"] = {"gathers": gathered_shapes(hlo), "vocab": 131072}
 
 
 def main(out_path):

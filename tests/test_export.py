@@ -96,11 +96,11 @@ def test_accelerator_programs_are_clean(name):
 
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 def test_the_vocabulary_tiled_fused_loss_is_clean(reduction):
-    """The fused loss's vocabulary tiles (its default at V = 65536) in the
+    """The fused loss's vocabulary tiles (its default at V = 131072) in the
     cuda and tpu programs: loops over chunks and over tiles, with no
     barrier, callback or data-dependent conditional."""
     x = jax.ShapeDtypeStruct((4096, 64), jnp.float32)
-    k = jax.ShapeDtypeStruct((64, 65536), jnp.float32)
+    k = jax.ShapeDtypeStruct((64, 131072), jnp.float32)
     y = jax.ShapeDtypeStruct((4096,), jnp.int32)
 
     def value_and_grad(x, k, y):
