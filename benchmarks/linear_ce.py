@@ -14,8 +14,8 @@ in float32 on this machine's default device:
    compute floor);
 3. the chunk size sweep behind the default;
 4. a scaling table over V in {8k, 32k, 64k, 128k, 256k} x N in {1k, 4k, 16k}
-   (D=128): the default plan (whole rows up to V = 32768, vocabulary tiles
-   above) and, above V = 32768, whole rows of 128 tokens (`chunk_size=128`).
+   (D=128): the default plan (whole rows up to V = 65536, vocabulary tiles
+   above) and, above V = 65536, whole rows of 128 tokens (`chunk_size=128`).
 
 The script restarts itself with glibc keeping freed memory in the process
 (`_measure.STEADY_MALLOC`), so that every contender reuses its buffers
@@ -220,7 +220,7 @@ def scaling_rows(ns, vs, d, reps, bar):
         for n in ns:
             x, kernel, labels = data(n, d, v)
             contenders = [grad_fn(fused)]
-            if v > 32768:  # the default tiles the vocabulary: whole rows beside it
+            if v > 65536:  # the default tiles the vocabulary: whole rows beside it
                 contenders.append(grad_fn(functools.partial(fused, chunk_size=128)))
             exes = [compiled(f, x, kernel, labels)[0] for f in contenders]
             e_naive = compiled(grad_fn(naive), x, kernel, labels)[0]
@@ -310,9 +310,10 @@ def main():
                 "",
                 "## Scaling (D=128, 1 repetition each)",
                 "",
-                "The default plan: whole rows up to V = 32768, vocabulary tiles above "
-                "(2048 tokens by about 2048 classes). Beside it, whole rows of 128 tokens "
-                "(`chunk_size=128`). Times in parentheses: naive not run.",
+                "The default plan: whole rows of `max(128, 2**23 // V)` tokens up to "
+                "V = 65536, vocabulary tiles above (2048 tokens by about 2048 classes). "
+                "Beside the tiles, whole rows of 128 tokens (`chunk_size=128`). "
+                "Times in parentheses: naive not run.",
                 "",
                 *scaling_rows(ns, vs, 128, 1, bar),
             ]

@@ -595,14 +595,15 @@ def linear_softmax_cross_entropy(
     are formed, used for the loss and the gradients, and dropped; the kernel
     gradient is accumulated in place.
 
-    - Whole rows (the default up to V = 32768, and whenever ``chunk_size``
-      is given): a chunk is ``[chunk_size, V]`` and the peak temporary
-      memory of a jitted value-and-grad is about two chunks of logits,
-      ``2 * chunk_size * V`` floats, plus (for ``"mean"`` and ``"sum"``) the
+    - Whole rows (the default up to V = 65536, and whenever ``chunk_size``
+      is given): a chunk is ``[chunk_size, V]``, and the peak temporary
+      memory of a jitted value-and-grad is about one chunk of logits,
+      ``chunk_size * V`` floats (their gradient is written over them; two
+      chunks with a ``bias``), plus (for ``"mean"`` and ``"sum"``) the
       ``[N, D]`` input gradient, instead of the naive ``2 * N * V`` (logits
-      and their gradient): 40 MiB at N=4096, D=512, V=32768, 1/12.7 of the
+      and their gradient): 42 MiB at N=4096, D=512, V=32768, 1/12 of the
       logits' ``N * V * 4`` bytes.
-    - Vocabulary tiles (the default above V = 32768): chunks of 2048 tokens
+    - Vocabulary tiles (the default above V = 65536): chunks of 2048 tokens
       whose rows are split into tiles of about 2048 classes. A first pass
       over the tiles gathers each token's logsumexp and label logit, a
       second forms each tile's logits again for the gradients: a fourth
@@ -672,9 +673,9 @@ def linear_softmax_cross_entropy(
       where: per-token mask; masked tokens give 0, leave the mean and get
         zero gradients whatever their inputs hold.
       chunk_size: tokens per chunk of whole rows. None picks whole rows of
-        ``max(128, 2**22 // V)`` tokens up to V = 32768 (a 16 MiB float32
-        chunk of logits) and vocabulary tiles above, both measured on CPU
-        (``benchmarks/linear_ce.py``). Smaller chunks save memory, larger
+        ``max(128, 2**23 // V)`` tokens (a 32 MiB float32 chunk of logits;
+        ``2**22 // V`` with a bias) up to V = 65536 and vocabulary tiles
+        above, both measured on CPU (``benchmarks/linear_ce.py``). Smaller chunks save memory, larger
         ones can be faster; with whole rows on GPUs and TPUs, whose
         flops-to-bandwidth balance is higher, use 512 or more (the
         Performance page has the roofline).
