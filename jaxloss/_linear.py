@@ -675,10 +675,10 @@ def linear_softmax_cross_entropy(
       chunk_size: tokens per chunk of whole rows. None picks whole rows of
         ``max(128, 2**23 // V)`` tokens (a 32 MiB float32 chunk of logits;
         ``2**22 // V`` with a bias) up to V = 65536 and vocabulary tiles
-        above, both measured on CPU (``benchmarks/linear_ce.py``). Smaller chunks save memory, larger
-        ones can be faster; with whole rows on GPUs and TPUs, whose
-        flops-to-bandwidth balance is higher, use 512 or more (the
-        Performance page has the roofline).
+        above, both measured on CPU (``benchmarks/linear_ce.py``). Smaller
+        chunks save memory, larger ones can be faster; with whole rows on
+        GPUs and TPUs, whose flops-to-bandwidth balance is higher, use 512
+        or more (the Performance page has the roofline).
       return_stats: also return per-token statistics from the same pass.
 
     Returns:
