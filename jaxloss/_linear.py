@@ -70,6 +70,7 @@ from ._core import (
     finish_integer,
     label_masks,
     pick,
+    present,
     z_term,
 )
 
@@ -230,6 +231,7 @@ class _RowSums(NamedTuple):
     s: jax.Array  # sum_c exp(z_c - m), relative to the row max m
     z_y: jax.Array  # the label's logit (0 from the tiles without it)
     wz: jax.Array  # sum_c w_c (m - z_c), the smoothing sum (0 without smoothing)
+    wp: jax.Array  # sum_c w_c, the weight of the classes present (0 without smoothing)
 
 
 def _grouped(a, tiles):
@@ -260,12 +262,16 @@ def _tile_labels(z, index, t, tiles):
 
 def _tile_sums(cfg, z, w, z_y, m):
     """The `_RowSums` of one tile of logits `z: [n, Vt]` (class weights `w`)
-    and the labels' logits in it `z_y`."""
-    wz = jnp.zeros_like(m)
+    and the labels' logits in it `z_y`. A class whose logit is -inf (a bias
+    of -inf, say, on padded vocabulary) is absent: it leaves the softmax and
+    the smoothing sums, as in `integer_ce`."""
+    wz = wp = jnp.zeros_like(m)
     if cfg.smoothing:
-        gap = m[:, None] - z
-        wz = jnp.sum(gap if w is None else gap * w[None, :], 1)
-    return _RowSums(jnp.sum(jnp.exp(z - m[:, None]), 1), z_y, wz)
+        exists = present(z)
+        wc = jnp.where(exists, 1.0 if w is None else w[None, :], 0)
+        wp = jnp.sum(wc, 1)
+        wz = jnp.sum(wc * jnp.where(exists, m[:, None] - z, 0), 1)
+    return _RowSums(jnp.sum(jnp.exp(z - m[:, None]), 1), z_y, wz, wp)
 
 
 def _tile_inputs(cfg, kernel, bias, hp, t):
@@ -278,22 +284,21 @@ def _row_sums(cfg, x, kernel, bias, hp, index):
     """First pass: each token's row max and `_RowSums` over every tile."""
 
     def body(t, carry):
-        m, sums, seen = carry
+        m, sums = carry
         k, b, w = _tile_inputs(cfg, kernel, bias, hp, t)
         z = _biased(cfg, _logits(cfg, x, k), b, hp)
         new_m = jnp.maximum(m, jnp.max(z, 1))
         part = _tile_sums(cfg, z, w, _tile_labels(z, index, t, cfg.tiles), new_m)
         s = sums.s * jnp.exp(m - new_m) + part.s
-        # the smoothing sum so far, moved to the new max (nothing before the first tile)
-        wz = sums.wz + jnp.where(t > 0, new_m - m, 0) * seen + part.wz
-        seen = seen + (z.shape[1] if w is None else jnp.sum(w))
-        return new_m, _RowSums(s, sums.z_y + part.z_y, wz), seen
+        # the smoothing sum so far, moved to the new max (none before a class is seen)
+        moved = jnp.where(sums.wp > 0, (new_m - m) * sums.wp, 0)
+        wz = sums.wz + moved + part.wz
+        return new_m, _RowSums(s, sums.z_y + part.z_y, wz, sums.wp + part.wp)
 
     zero = jnp.zeros(index.shape, cfg.dtype)
     lowest = jnp.full(index.shape, jnp.finfo(cfg.dtype).min, cfg.dtype)
-    init = (lowest, _RowSums(zero, zero, zero), jnp.zeros((), cfg.dtype))
-    m, sums, _ = jax.lax.fori_loop(0, cfg.tiles.num, body, init)
-    return m, sums
+    init = (lowest, _RowSums(zero, zero, zero, zero))
+    return jax.lax.fori_loop(0, cfg.tiles.num, body, init)
 
 
 def _row_loss(cfg, vocab, m, sums, hp, index):
@@ -309,8 +314,7 @@ def _row_loss(cfg, vocab, m, sums, hp, index):
     loss = w_y * ((m - sums.z_y) + log_s)
     if cfg.smoothing:
         e = hp["smoothing"]
-        total = vocab if w is None else jnp.sum(w)
-        loss = (1 - e) * loss + e / vocab * (total * log_s + sums.wz)
+        loss = (1 - e) * loss + e / vocab * (sums.wp * log_s + sums.wz)
     zl = hp["z_loss"] if cfg.z_loss else 0.0
     lse = m + log_s
     loss = loss + z_term(zl, lse)
@@ -429,7 +433,7 @@ def _scan_loss(cfg, x, kernel, bias, hp, index):
         return carry, (*_row_loss(cfg, kernel.shape[1], m, sums, hp, ic), (m, sums))
 
     loss, _, stats = _buffers(cfg, x.shape[0], 1)
-    rows = None if cfg.tiles is None else (loss, _RowSums(loss, loss, loss))
+    rows = None if cfg.tiles is None else (loss, _RowSums(loss, loss, loss, loss))
     _, outs = _loop(cfg, step, None, (x, index), (loss, stats, rows))
     return outs
 

@@ -270,6 +270,32 @@ def test_tiled_hyperparameter_gradients(tiles):
     chex.assert_trees_all_close(grads(fused), grads(naive), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("tiled", [False, True], ids=["rows", "tiles"])
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_padded_vocabulary_with_a_bias_of_minus_inf(reduction, tiled, tiles):
+    """Padding columns with a bias of -inf are absent classes: they leave the
+    softmax and the smoothing sums (PyTorch-style smoothing over the classes
+    that exist, divided by V), with class weights, against the materialised
+    logits; a label on a padding column gives +inf."""
+    if tiled:
+        assert tiles(6, 24, 8)(96, 39, None) == (6, (4, 8))
+    x, kernel, bias, labels = _inputs(seed=8, v=96)
+    bias = bias.at[80:].set(-jnp.inf)  # 16 padding columns, split over the tiles
+    labels = jnp.where(labels >= 80, labels - 40, labels)
+    cw = jnp.asarray(np.random.default_rng(8).uniform(0.5, 2.0, 96), jnp.float32)
+    kw = dict(ALL, reduction=reduction, class_weight=cw, chunk_size=None if tiled else 7)
+    del kw["logit_soft_cap"]  # a cap would make the padding a finite -c
+    run = _tiled_value_and_grads if tiled else value_and_grads
+    got = run(fused, x, kernel, bias, labels, _cot(reduction), **kw)
+    want = value_and_grads(naive, x, kernel, bias, labels, _cot(reduction), **kw)
+    chex.assert_tree_all_finite(got)
+    assert_same(got, want)
+    out = jaxloss.linear_softmax_cross_entropy(
+        x, kernel, labels.at[0, 0].set(90), bias=bias, ignore_index=-100
+    )
+    assert out[0, 0] == jnp.inf and np.isfinite(np.asarray(out[0, 1:])).all()
+
+
 def test_tiled_large_logits_keep_their_precision(tiles):
     """Logits near 1e30 (the row sums are taken relative to the max): two
     tied classes at the top give log 2, with smoothing."""
